@@ -1,0 +1,1 @@
+"""The `sentiment` command: the top floor, above web, worker and trainer."""

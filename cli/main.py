@@ -1,0 +1,174 @@
+"""`sentiment`: run, train and inspect the service. Each command imports only what it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from core.settings import Settings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, not errors
+
+QUICK_SAMPLES = 4000  # reviews for `up --quick`: a usable first model in about a minute
+QUICK_EPOCHS = 2
+
+
+@contextmanager
+def user_errors():
+    """Turn the errors a user can fix into one line and a non-zero exit."""
+    from trainer.data import DataError
+
+    try:
+        yield
+    except (DataError, LookupError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def cli() -> None:
+    """Queue-based movie review sentiment scoring."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to DATABASE_URL."""
+    from core.migrate import upgrade_database
+
+    upgrade_database(Settings.from_env())
+    click.echo("database is up to date")
+
+
+@cli.command()
+@click.option("--data", "data_path", help="aclImdb folder or .tar.gz, CSV, or JSON lines.")
+@click.option("--preset", default="seed", show_default=True, type=click.Choice(["seed", "tiny"]))
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epochs.")
+@click.option("--max-samples", type=click.IntRange(min=10), help="Cap train and test reviews.")
+def train(data_path: str | None, preset: str, epochs: int | None, max_samples: int | None) -> None:
+    """Train a model version, register it, and activate it if none is active."""
+    from trainer.data import load_dataset, resolve_data
+    from trainer.train import TrainRequest, train_and_register
+
+    settings = Settings.from_env()
+    with user_errors():
+        dataset = load_dataset(resolve_data(data_path or settings.imdb_data, settings.data_dir))
+        row = train_and_register(
+            settings, dataset, TrainRequest(preset=preset, epochs=epochs, max_samples=max_samples)
+        )
+    state = "active" if row.active else "registered"
+    click.echo(
+        f"model {row.version} {state}: test accuracy {row.metrics['test_accuracy']:.4f} "
+        f"on {row.metrics['test_reviews']} reviews"
+    )
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+def predict(texts: tuple[str, ...]) -> None:
+    """Score reviews in-process with the active model (one per argument, or per stdin line)."""
+    from core.db import make_engine, make_sessionmaker
+    from core.registry import active_version
+    from core.scoring import Scorer
+
+    reviews = list(texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not reviews:
+        raise click.ClickException("give reviews as arguments or one per line on stdin")
+    with make_sessionmaker(make_engine(Settings.from_env().database_url))() as session:
+        row = active_version(session)
+    if row is None:
+        raise click.ClickException("no model is active; train one with `sentiment train`")
+    with user_errors():
+        scorer = Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
+    for text, score in zip(reviews, scorer.score(reviews), strict=True):
+        sentiment = "positive" if score >= 0.5 else "negative"
+        line = {"text": text, "sentiment": sentiment, "score": round(score, 4)}
+        click.echo(json.dumps(line | {"model_version": row.version}))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--debug", is_flag=True, help="Flask's development server with reloading.")
+def web(host: str, port: int, workers: int, debug: bool) -> None:
+    """Serve the web pages and the JSON API (gunicorn)."""
+    if debug:
+        from web.app import create_app
+
+        create_app().run(host=host, port=port, debug=True)
+        return
+    os.execv(
+        sys.executable,
+        [
+            sys.executable, "-m", "gunicorn",
+            "--bind", f"{host}:{port}",
+            "--workers", str(workers),
+            "--access-logfile", "-",
+            "web.app:create_app()",
+        ],
+    )  # fmt: skip
+
+
+@cli.command()
+@click.option("--concurrency", default=1, show_default=True, help="Scoring processes.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int, loglevel: str) -> None:
+    """Score queued reviews in batches with the active model."""
+    from worker.app import run_worker
+
+    run_worker(Settings.from_env(), concurrency=concurrency, loglevel=loglevel)
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Train a small first model (about a minute).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+def up(quick: bool, host: str, port: int) -> None:
+    """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
+    registered, then run worker and web together until Ctrl-C."""
+    from cli.processes import start_redis, stop, supervise
+    from core.db import make_engine, make_sessionmaker
+    from core.migrate import upgrade_database
+    from core.registry import list_versions
+
+    settings = Settings.from_env()
+    env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir))
+    children: list[subprocess.Popen] = []
+    try:
+        if settings.redis_url is None:
+            redis_process, env["REDIS_URL"] = start_redis(settings.var_dir / "redis")
+            children.append(redis_process)
+            click.echo(f"embedded Redis at {env['REDIS_URL']}")
+        upgrade_database(settings)
+        with make_sessionmaker(make_engine(settings.database_url))() as session:
+            has_model = bool(list_versions(session))
+        if not has_model:
+            click.echo("no model registered yet: training one first")
+            quick_args = ["--max-samples", str(QUICK_SAMPLES), "--epochs", str(QUICK_EPOCHS)]
+            command = [sys.executable, "-m", "cli.main", "train", *(quick_args if quick else [])]
+            if subprocess.run(command, env=env).returncode != 0:
+                raise click.ClickException("training the first model failed")
+        me = [sys.executable, "-m", "cli.main"]
+        children.append(subprocess.Popen([*me, "worker"], env=env))
+        children.append(
+            subprocess.Popen([*me, "web", "--host", host, "--port", str(port)], env=env)
+        )
+    except BaseException:
+        stop(children)
+        raise
+    click.echo(f"sentiment service is up: http://{host}:{port}/  (Ctrl-C stops it)")
+    sys.exit(supervise(children))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,1 @@
+"""Ground floor of the sentiment service: settings, database, registry, text handling."""

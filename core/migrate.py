@@ -1,0 +1,23 @@
+"""Apply the Alembic migrations to the configured database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+import migrations
+from core.settings import Settings
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    """Bring the schema at `settings.database_url` up to `revision`."""
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, revision)

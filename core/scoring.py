@@ -1,0 +1,50 @@
+"""Batch scoring with a loaded model version. TensorFlow is imported only when a model loads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.registry import MODEL_FILE, PREPROCESSOR_FILE, artifact_sha256
+from core.text import Preprocessor
+
+INFERENCE_BATCH = 256  # rows per forward pass; larger gains little on CPU and costs memory
+
+
+class ArtifactError(RuntimeError):
+    """A model artifact is missing or does not match its registered checksum."""
+
+
+@dataclass
+class Scorer:
+    """One model version, ready to turn review texts into probabilities of `positive`."""
+
+    version: str
+    preprocessor: Preprocessor
+    forward: Any  # compiled function: int32 [batch, time] -> float [batch, 1]
+
+    @classmethod
+    def load(cls, version: str, artifact_dir: Path, expected_sha256: str | None = None) -> Scorer:
+        if not (artifact_dir / MODEL_FILE).is_file():
+            raise ArtifactError(f"model {version}: no artifact at {artifact_dir}")
+        if expected_sha256 and artifact_sha256(artifact_dir) != expected_sha256:
+            raise ArtifactError(f"model {version}: artifact checksum does not match the registry")
+        import keras
+        import tensorflow as tf
+
+        model = keras.saving.load_model(artifact_dir / MODEL_FILE, compile=False)
+        forward = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, None], tf.int32)],
+        )
+        return cls(version, Preprocessor.load(artifact_dir / PREPROCESSOR_FILE), forward)
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        """Probability of a positive review for each text, in one pass per INFERENCE_BATCH rows."""
+        matrix = self.preprocessor.pad(self.preprocessor.encode(texts))
+        scores: list[float] = []
+        for start in range(0, len(matrix), INFERENCE_BATCH):
+            scores.extend(self.forward(matrix[start : start + INFERENCE_BATCH]).numpy()[:, 0])
+        return [float(s) for s in scores]

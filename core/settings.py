@@ -1,0 +1,61 @@
+"""One typed settings object, read from the environment, with safe local defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_REVIEW_CHARS = 20_000  # about ten times the longest IMDb review; longer input is refused
+MAX_BATCH_REVIEWS = 1_000  # reviews accepted in one API submission
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("SENTIMENT_VAR", "var")).resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the services need to know about their surroundings.
+
+    `redis_url` is None when the caller should start an embedded Redis (`sentiment up`).
+    """
+
+    var_dir: Path = field(default_factory=_var_dir)
+    database_url: str = ""
+    redis_url: str | None = None
+    model_dir: Path = Path()
+    imdb_data: str | None = None
+    batch_size: int = 64
+    batch_wait_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.var_dir / 'sentiment.db'}")
+        if self.model_dir == Path():
+            object.__setattr__(self, "model_dir", self.var_dir / "models")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "var_dir": _var_dir(),
+            "database_url": env.get("DATABASE_URL", ""),
+            "redis_url": env.get("REDIS_URL") or None,
+            "model_dir": Path(env["MODEL_DIR"]).resolve() if env.get("MODEL_DIR") else Path(),
+            "imdb_data": env.get("IMDB_DATA") or None,
+            "batch_size": int(env.get("BATCH_SIZE", "64")),
+            "batch_wait_s": float(env.get("BATCH_WAIT_S", "0.05")),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def broker_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not set; `sentiment up` starts an embedded Redis")
+        return self.redis_url
+
+    @property
+    def data_dir(self) -> Path:
+        return self.var_dir / "data"

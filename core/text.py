@@ -1,0 +1,89 @@
+"""Text cleaning, tokenization and the vocabulary: one implementation for training and serving.
+
+Each model version stores its own `Preprocessor` (vocabulary and window) beside its weights,
+so serving never re-derives the vocabulary and never re-implements tokenization.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SCHEME = "lower-words-v1"  # tokenization scheme; a model trained with another one refuses to load
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+PAD = 0  # index 0 is padding; words are numbered from 1 by falling frequency
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words of `text`, with the dataset's `<br />` line breaks treated as spaces."""
+    return _TOKEN.findall(_BREAK.sub(" ", text).lower())
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Maps raw review text to the integer windows a model was trained on.
+
+    `vocab[i]` is the word with index i + 1. Words outside the vocabulary are dropped, as the
+    seed notebook's Keras `Tokenizer(num_words=...)` did, and the *last* `max_len` tokens are
+    kept (the notebook's `pad_sequences` default, truncating='pre').
+    """
+
+    vocab: tuple[str, ...]
+    max_len: int
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], *, num_words: int, max_len: int) -> Preprocessor:
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(tokenize(text))
+        # Ties broken alphabetically so the vocabulary is deterministic.
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return cls(vocab=tuple(word for word, _ in ranked[: num_words - 1]), max_len=max_len)
+
+    @property
+    def num_words(self) -> int:
+        return len(self.vocab) + 1
+
+    def encode(self, texts: Iterable[str]) -> list[list[int]]:
+        index = self._index
+        return [
+            [i for i in (index.get(w) for w in tokenize(text)) if i is not None][-self.max_len :]
+            for text in texts
+        ]
+
+    def pad(self, sequences: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
+        """Left-pad (and left-truncate) sequences into one int32 matrix of `length` columns."""
+        import numpy as np
+
+        width = length or self.max_len
+        out = np.zeros((len(sequences), width), dtype=np.int32)
+        for row, seq in enumerate(sequences):
+            seq = seq[-width:]
+            if seq:
+                out[row, width - len(seq) :] = seq
+        return out
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {word: i for i, word in enumerate(self.vocab, start=1)}
+
+    def save(self, path: Path) -> None:
+        payload = {"scheme": SCHEME, "max_len": self.max_len, "vocab": list(self.vocab)}
+        path.write_text(json.dumps(payload), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Preprocessor:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if payload.get("scheme") != SCHEME:
+            raise ValueError(f"{path}: tokenization scheme {payload.get('scheme')!r} is unknown")
+        return cls(vocab=tuple(payload["vocab"]), max_len=int(payload["max_len"]))

@@ -1,0 +1,1 @@
+"""Training: data loading, model building, training, evaluation and registration."""

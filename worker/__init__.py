@@ -1,0 +1,1 @@
+"""Scoring workers: a Celery app whose processes each hold the active model."""

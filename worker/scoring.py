@@ -1,0 +1,91 @@
+"""Plain functions behind the scoring task: claim reviews, score them in one pass, write back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import Review, ReviewStatus, Sentiment, utcnow
+from core.registry import active_version
+from core.scoring import Scorer
+
+log = logging.getLogger(__name__)
+PENDING = (ReviewStatus.queued, ReviewStatus.scoring)
+
+
+class NoActiveModel(RuntimeError):
+    pass
+
+
+class ModelCache:
+    """Holds the scorer for the active version; reloads when the `active` alias moves."""
+
+    def __init__(self) -> None:
+        self.scorer: Scorer | None = None
+
+    def current(self, session: Session) -> Scorer:
+        row = active_version(session)
+        if row is None:
+            raise NoActiveModel("no model version is active; train one with `sentiment train`")
+        if self.scorer is None or self.scorer.version != row.version:
+            log.info("loading model %s from %s", row.version, row.artifact_path)
+            self.scorer = Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
+        return self.scorer
+
+
+def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence[int]) -> int:
+    """Score the still-pending reviews among `review_ids`; returns how many were scored.
+
+    Safe to run twice: reviews already done or failed are skipped, and results are written only
+    over rows still marked `scoring`, all in one transaction.
+    """
+    with sessions() as session:
+        claimed = session.execute(
+            update(Review)
+            .where(Review.id.in_(review_ids), Review.status.in_(PENDING))
+            .values(status=ReviewStatus.scoring, attempts=Review.attempts + 1)
+            .returning(Review.id, Review.text)
+        ).all()
+        session.commit()
+        if not claimed:
+            return 0
+        ids = [row.id for row in claimed]
+        try:
+            scorer = models.current(session)
+            scores = scorer.score([row.text for row in claimed])
+        except Exception as exc:
+            log.exception("scoring %d reviews failed", len(ids))
+            session.execute(
+                update(Review)
+                .where(Review.id.in_(ids), Review.status == ReviewStatus.scoring)
+                .values(status=ReviewStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            )
+            session.commit()
+            return 0
+        now = utcnow()
+        session.connection().execute(
+            update(Review.__table__)
+            .where(Review.id == bindparam("rid"), Review.status == ReviewStatus.scoring)
+            .values(
+                status=ReviewStatus.done,
+                score=bindparam("score"),
+                sentiment=bindparam("sentiment"),
+                model_version=scorer.version,
+                scored_at=now,
+                error=None,
+            ),
+            [
+                {
+                    "rid": rid,
+                    "score": score,
+                    "sentiment": Sentiment.positive if score >= 0.5 else Sentiment.negative,
+                }
+                for rid, score in zip(ids, scores, strict=True)
+            ],
+        )
+        session.commit()
+        return len(ids)
