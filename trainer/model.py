@@ -41,8 +41,8 @@ PRESETS = {
         units=16,
         dropout=0.0,
         recurrent_dropout=0.0,
-        epochs=40,
-        batch_size=8,
+        epochs=30,
+        batch_size=4,
         validation_split=0.0,
     ),
 }

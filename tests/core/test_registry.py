@@ -1,0 +1,56 @@
+import pytest
+
+from core.registry import (
+    activate_version,
+    active_version,
+    artifact_sha256,
+    list_versions,
+    register_version,
+)
+
+
+def stage(settings, name: str, content: bytes = b"weights"):
+    folder = settings.model_dir / name
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(content)
+    (folder / "preprocessor.json").write_text("{}")
+    return folder
+
+
+def register(session, settings, name: str, content: bytes = b"weights"):
+    return register_version(
+        session,
+        staged_dir=stage(settings, name, content),
+        model_dir=settings.model_dir,
+        preset="seed",
+        metrics={"test_accuracy": 0.5},
+    )
+
+
+def test_first_version_is_activated_and_moved_into_place(settings, sessions) -> None:
+    with sessions() as session:
+        row = register(session, settings, ".staging-a")
+    assert row.version == "v1" and row.active
+    assert not (settings.model_dir / ".staging-a").exists()
+    assert (settings.model_dir / "v1" / "model.keras").read_bytes() == b"weights"
+    assert row.artifact_sha256 == artifact_sha256(settings.model_dir / "v1")
+
+
+def test_later_versions_wait_for_activation(settings, sessions) -> None:
+    with sessions() as session:
+        register(session, settings, ".staging-a")
+        second = register(session, settings, ".staging-b", b"other weights")
+        assert not second.active
+        assert active_version(session).version == "v1"
+        activate_version(session, "v2")
+        assert active_version(session).version == "v2"
+        assert [(r.version, r.active) for r in list_versions(session)] == [
+            ("v2", True),
+            ("v1", False),
+        ]
+        assert second.artifact_sha256 != list_versions(session)[1].artifact_sha256
+
+
+def test_activating_an_unknown_version_fails(settings, sessions) -> None:
+    with sessions() as session, pytest.raises(LookupError, match="v9"):
+        activate_version(session, "v9")

@@ -1,0 +1,39 @@
+import pytest
+
+from core.text import Preprocessor, tokenize
+
+
+def test_tokenize_lowercases_and_treats_line_breaks_as_spaces() -> None:
+    assert tokenize("Great<br />film, DON'T miss it!<br/>10/10") == [
+        "great", "film", "don't", "miss", "it", "10", "10",
+    ]  # fmt: skip
+
+
+def test_fit_ranks_words_by_frequency_then_alphabet() -> None:
+    pre = Preprocessor.fit(["b a c", "a b", "a z"], num_words=4, max_len=5)
+    assert pre.vocab == ("a", "b", "c")
+    assert pre.num_words == 4
+
+
+def test_encode_drops_unknown_words_and_keeps_the_last_tokens() -> None:
+    pre = Preprocessor(vocab=("a", "b", "c"), max_len=3)
+    assert pre.encode(["a x b c a", "zzz"]) == [[2, 3, 1], []]
+
+
+def test_pad_left_pads_and_truncates_from_the_left() -> None:
+    pre = Preprocessor(vocab=("a", "b"), max_len=4)
+    matrix = pre.pad([[1, 2], [2, 1, 2, 1, 2], []])
+    assert matrix.tolist() == [[0, 0, 1, 2], [1, 2, 1, 2], [0, 0, 0, 0]]
+    assert str(matrix.dtype) == "int32"
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    pre = Preprocessor(vocab=("good", "bad"), max_len=7)
+    pre.save(tmp_path / "p.json")
+    assert Preprocessor.load(tmp_path / "p.json") == pre
+
+
+def test_load_refuses_an_unknown_scheme(tmp_path) -> None:
+    (tmp_path / "p.json").write_text('{"scheme": "other", "max_len": 3, "vocab": []}')
+    with pytest.raises(ValueError, match="scheme"):
+        Preprocessor.load(tmp_path / "p.json")

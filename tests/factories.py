@@ -1,0 +1,62 @@
+"""Small written data for tests: reviews whose sentiment a tiny model can learn in seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trainer.data import Dataset, Split
+
+POSITIVE = [
+    "a wonderful film, brilliant acting and a moving story",
+    "great movie, I loved every minute of it",
+    "superb direction and a beautiful, wonderful score",
+    "an excellent, delightful film that I loved",
+    "brilliant and funny, a great time at the movies",
+    "the best film of the year, wonderful and moving",
+]
+NEGATIVE = [
+    "a terrible film, awful acting and a boring story",
+    "bad movie, I hated every minute of it",
+    "dreadful direction and an ugly, awful score",
+    "a boring, stupid film that I hated",
+    "awful and dull, a waste of time at the movies",
+    "the worst film of the year, terrible and boring",
+]
+
+
+def tiny_dataset() -> Dataset:
+    texts = POSITIVE + NEGATIVE
+    labels = [1] * len(POSITIVE) + [0] * len(NEGATIVE)
+    return Dataset(train=Split(texts, labels), test=Split(list(texts), list(labels)))
+
+
+def write_imdb_folder(root: Path) -> Path:
+    """The official aclImdb layout with the written reviews as both train and test."""
+    for split in ("train", "test"):
+        for polarity, texts in (("pos", POSITIVE), ("neg", NEGATIVE)):
+            folder = root / "aclImdb" / split / polarity
+            folder.mkdir(parents=True)
+            for i, text in enumerate(texts):
+                rating = 9 if polarity == "pos" else 2
+                (folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
+    return root / "aclImdb"
+
+
+def write_csv(path: Path) -> Path:
+    lines = ["review,sentiment"]
+    lines += [f'"{t}",positive' for t in POSITIVE] + [f'"{t}",negative' for t in NEGATIVE]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_jsonl(path: Path, label_style: str = "word") -> Path:
+    def label(positive: bool) -> object:
+        if label_style == "number":
+            return int(positive)
+        return "positive" if positive else "negative"
+
+    rows = [{"text": t, "label": label(True)} for t in POSITIVE]
+    rows += [{"text": t, "label": label(False)} for t in NEGATIVE]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path

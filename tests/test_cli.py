@@ -1,0 +1,83 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.factories import NEGATIVE, POSITIVE, write_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sentiment(settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        SENTIMENT_VAR=str(settings.var_dir),
+        DATABASE_URL=settings.database_url,
+        MODEL_DIR=str(settings.model_dir),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_predict_prints_one_json_line_per_review(settings, tiny_model) -> None:
+    result = sentiment(settings, "predict", POSITIVE[0], NEGATIVE[0])
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["text"], line["sentiment"]) for line in lines] == [
+        (POSITIVE[0], "positive"),
+        (NEGATIVE[0], "negative"),
+    ]
+    assert all(line["model_version"] == tiny_model for line in lines)
+    from_stdin = sentiment(settings, "predict", stdin=f"{POSITIVE[1]}\n\n{NEGATIVE[1]}\n")
+    assert [json.loads(x)["sentiment"] for x in from_stdin.stdout.splitlines()] == [
+        "positive",
+        "negative",
+    ]
+
+
+def test_predict_without_a_model_says_so(settings) -> None:
+    result = sentiment(settings, "predict", "hello")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: no model is active; train one with `sentiment train`"
+
+
+def test_train_registers_and_activates_a_model(settings, tmp_path) -> None:
+    data = write_jsonl(tmp_path / "reviews.jsonl")
+    result = sentiment(settings, "train", "--data", str(data), "--preset", "tiny")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("model v1 active: test accuracy")
+    assert (settings.model_dir / "v1" / "model.keras").is_file()
+
+
+def test_train_on_a_bad_file_fails_with_one_line(settings, tmp_path) -> None:
+    bad = tmp_path / "reviews.csv"
+    bad.write_text("text,label\nhello,positive\n")
+    result = sentiment(settings, "train", "--data", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: {bad}: CSV needs the columns review,sentiment"
+    assert not settings.model_dir.exists() or not any(settings.model_dir.iterdir())
+
+
+def test_db_upgrade_creates_the_schema(tmp_path) -> None:
+    from core.settings import Settings
+
+    settings = Settings(var_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'new.db'}")
+    result = sentiment(settings, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    import sqlite3
+
+    tables = {
+        r[0]
+        for r in sqlite3.connect(tmp_path / "new.db").execute(
+            "SELECT name FROM sqlite_master WHERE type='table'"
+        )
+    }
+    assert {"reviews", "feedback", "model_versions", "alembic_version"} <= tables

@@ -1,0 +1,139 @@
+"""The whole path on real processes: HTTP -> database -> Redis -> Celery worker -> database."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from cli.processes import free_port, stop
+from tests.factories import NEGATIVE, POSITIVE
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
+
+
+def call(url: str, payload: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def wait_for_results(base: str, ids: list[int], timeout: float = 120) -> dict[int, dict]:
+    deadline = time.monotonic() + timeout
+    results: dict[int, dict] = {}
+    while time.monotonic() < deadline:
+        for review_id in ids:
+            if review_id not in results:
+                _, body = call(f"{base}/api/v1/reviews/{review_id}")
+                if body["status"] in ("done", "failed"):
+                    results[review_id] = body
+        if len(results) == len(ids):
+            return results
+        time.sleep(0.2)
+    raise AssertionError(f"only {len(results)} of {len(ids)} reviews finished in {timeout}s")
+
+
+def service_env(settings) -> dict[str, str]:
+    env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir), DATABASE_URL=settings.database_url)
+    env.pop("REDIS_URL", None)
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    return env
+
+
+def submit_and_check(base: str, model_version: str) -> None:
+    status, single = call(f"{base}/api/v1/reviews", {"text": POSITIVE[0]})
+    assert status == 202
+    texts = POSITIVE[1:] + NEGATIVE
+    status, batch = call(f"{base}/api/v1/reviews", {"reviews": [{"text": t} for t in texts]})
+    assert status == 202
+    ids = [single["id"], *batch["ids"]]
+    results = wait_for_results(base, ids)
+    expected = ["positive"] * len(POSITIVE) + ["negative"] * len(NEGATIVE)
+    assert [results[i]["sentiment"] for i in ids] == expected
+    assert {results[i]["model_version"] for i in ids} == {model_version}
+    assert all(results[i]["status"] == "done" for i in ids)
+
+
+def test_reviews_are_scored_by_a_real_worker(settings, tiny_model, redis_server, tmp_path) -> None:
+    from sqlalchemy import select
+
+    from core.db import Review, ReviewStatus, make_engine, make_sessionmaker
+    from web.app import create_app
+
+    settings = replace(settings, redis_url=redis_server)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with (tmp_path / "worker.log").open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker"],
+            cwd=ROOT, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        submit_and_check(f"http://127.0.0.1:{server.server_port}", tiny_model)
+    except AssertionError:
+        print((tmp_path / "worker.log").read_text())
+        raise
+    finally:
+        server.shutdown()
+        stop([worker])
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = session.scalars(select(Review)).all()
+    engine.dispose()
+    assert len(rows) == len(POSITIVE) + len(NEGATIVE)
+    assert all(r.status is ReviewStatus.done and r.attempts == 1 for r in rows)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sentiment_up_runs_everything_and_stops_it_on_ctrl_c(
+    settings, tiny_model, tmp_path
+) -> None:
+    port = free_port()
+    settings = replace(settings, redis_url=None)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "up", "--port", str(port)],
+        cwd=ROOT, env=service_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(up.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            assert up.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "".join(output)
+            time.sleep(0.2)
+        redis_port = int(
+            next(line for line in output if "embedded Redis" in line).split(":")[-1].split("/")[0]
+        )
+        assert f"sentiment service is up: {base}/" in "".join(output)
+        submit_and_check(base, tiny_model)
+    finally:
+        up.send_signal(signal.SIGINT)
+        status = up.wait(30)
+        reader.join(5)
+        up.stdout.close()  # type: ignore[union-attr]
+    assert status == 0, "".join(output)
+    assert not port_open(port) and not port_open(redis_port)

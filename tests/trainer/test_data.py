@@ -1,0 +1,105 @@
+import tarfile
+
+import pytest
+
+from tests.factories import NEGATIVE, POSITIVE, write_csv, write_imdb_folder, write_jsonl
+from trainer import data
+from trainer.data import DataError, load_dataset, load_labeled, resolve_data
+
+ALL = len(POSITIVE) + len(NEGATIVE)
+
+
+def test_reads_the_official_folder_with_its_own_split(tmp_path) -> None:
+    folder = write_imdb_folder(tmp_path)
+    for path in (folder, tmp_path):  # the aclImdb folder itself, or the folder holding it
+        dataset = load_dataset(path)
+        assert len(dataset.train.texts) == len(dataset.test.texts) == ALL
+        assert sorted(dataset.train.labels) == [0] * len(NEGATIVE) + [1] * len(POSITIVE)
+        assert dict(zip(dataset.train.texts, dataset.train.labels, strict=True))[POSITIVE[0]] == 1
+
+
+def test_reads_the_official_archive(tmp_path) -> None:
+    folder = write_imdb_folder(tmp_path / "src")
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="aclImdb")
+    from_archive = load_dataset(archive)
+    from_folder = load_dataset(folder)
+    assert sorted(from_archive.train.texts) == sorted(from_folder.train.texts)
+    assert from_archive.train.fingerprint() == from_folder.train.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "write", [write_csv, write_jsonl, lambda p: write_jsonl(p, label_style="number")]
+)
+def test_reads_csv_and_json_lines_with_an_80_20_split(tmp_path, write) -> None:
+    suffix = ".csv" if write is write_csv else ".jsonl"
+    dataset = load_dataset(write(tmp_path / f"reviews{suffix}"))
+    assert len(dataset.train.texts) == int(ALL * 0.8)
+    assert len(dataset.test.texts) == ALL - int(ALL * 0.8)
+    labeled = load_labeled(tmp_path / f"reviews{suffix}")
+    assert dict(zip(labeled.texts, labeled.labels, strict=True)) == {
+        **{t: 1 for t in POSITIVE},
+        **{t: 0 for t in NEGATIVE},
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("r.csv", "text,label\nhi,positive\n", "columns review,sentiment"),
+        ("r.csv", "review,sentiment\nhi,maybe\n", "r.csv:2: label 'maybe'"),
+        ("r.jsonl", '{"text": "hi", "label": "positive"}\nnot json\n', "r.jsonl:2: not JSON"),
+        ("r.jsonl", '["hi", 1]\n', 'r.jsonl:1: expected an object with "text"'),
+        ("r.jsonl", "", "no labeled reviews"),
+        ("r.tar.gz", "not a tarball", "not a readable tar archive"),
+        ("r.parquet", "x", "unknown data shape"),
+    ],
+)
+def test_bad_files_get_a_clear_error(tmp_path, name, content, message) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_dataset(path)
+
+
+def test_missing_path_and_empty_folder_are_errors(tmp_path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        load_dataset(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="no aclImdb/train"):
+        load_dataset(tmp_path)
+
+
+def test_invalid_utf8_is_an_error(tmp_path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"review,sentiment\n\xff\xfe,positive\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_dataset(path)
+
+
+def test_a_given_path_is_used_as_is(tmp_path) -> None:
+    assert resolve_data(str(tmp_path / "x.csv"), tmp_path) == tmp_path / "x.csv"
+
+
+def test_a_download_that_fails_its_checksum_is_discarded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(
+        data.urllib.request, "urlretrieve", lambda url, dest: dest.write_bytes(b"tampered")
+    )
+    with pytest.raises(DataError, match="sha256"):
+        resolve_data(None, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_verified_download_is_kept_and_reused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(data, "IMDB_SHA256", data.hashlib.sha256(b"archive").hexdigest())
+    calls = []
+
+    def fetch(url, dest):
+        calls.append(url)
+        dest.write_bytes(b"archive")
+
+    monkeypatch.setattr(data.urllib.request, "urlretrieve", fetch)
+    first = resolve_data(None, tmp_path)
+    assert first.read_bytes() == b"archive" and first.name == "aclImdb_v1.tar.gz"
+    assert resolve_data(None, tmp_path) == first
+    assert calls == [data.IMDB_URL]

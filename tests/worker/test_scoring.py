@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Review, ReviewStatus, Sentiment
+from core.registry import activate_version
+from tests.conftest import add_model
+from tests.factories import NEGATIVE, POSITIVE
+from worker.scoring import ModelCache, score_batch
+
+
+def add_reviews(sessions, texts, status=ReviewStatus.queued) -> list[int]:
+    with sessions() as session:
+        rows = [Review(text=t, status=status) for t in texts]
+        session.add_all(rows)
+        session.commit()
+        return [r.id for r in rows]
+
+
+def reviews(sessions, ids):
+    with sessions() as session:
+        return {r.id: r for r in session.scalars(select(Review).where(Review.id.in_(ids)))}
+
+
+def test_a_batch_is_scored_and_attributed_to_its_model(sessions, tiny_model) -> None:
+    ids = add_reviews(sessions, [POSITIVE[0], NEGATIVE[0], POSITIVE[1]])
+    assert score_batch(sessions, ModelCache(), ids) == 3
+    rows = reviews(sessions, ids)
+    assert [rows[i].sentiment for i in ids] == [
+        Sentiment.positive,
+        Sentiment.negative,
+        Sentiment.positive,
+    ]
+    for row in rows.values():
+        assert row.status is ReviewStatus.done
+        assert row.model_version == tiny_model
+        assert 0 <= row.score <= 1 and row.scored_at is not None and row.attempts == 1
+        assert (row.score >= 0.5) == (row.sentiment is Sentiment.positive)
+
+
+def test_scoring_twice_changes_nothing(sessions, tiny_model) -> None:
+    ids = add_reviews(sessions, [POSITIVE[2]])
+    models = ModelCache()
+    score_batch(sessions, models, ids)
+    first = reviews(sessions, ids)[ids[0]]
+    assert score_batch(sessions, models, ids) == 0
+    again = reviews(sessions, ids)[ids[0]]
+    assert (again.score, again.scored_at, again.attempts) == (
+        first.score,
+        first.scored_at,
+        first.attempts,
+    )
+
+
+def test_a_review_left_scoring_by_a_dead_worker_is_scored(sessions, tiny_model) -> None:
+    ids = add_reviews(sessions, [NEGATIVE[1]], status=ReviewStatus.scoring)
+    assert score_batch(sessions, ModelCache(), ids) == 1
+    assert reviews(sessions, ids)[ids[0]].status is ReviewStatus.done
+
+
+def test_the_next_batch_uses_a_newly_activated_version(
+    settings,
+    sessions,
+    tiny_model,
+    tiny_artifact: Path,
+) -> None:
+    models = ModelCache()
+    first = add_reviews(sessions, [POSITIVE[3]])
+    score_batch(sessions, models, first)
+    second_version = add_model(settings, tiny_artifact, activate=False)
+    with sessions() as session:
+        activate_version(session, second_version)
+    later = add_reviews(sessions, [POSITIVE[3]])
+    score_batch(sessions, models, later)
+    assert reviews(sessions, first)[first[0]].model_version == tiny_model
+    assert reviews(sessions, later)[later[0]].model_version == second_version
+    assert models.scorer is not None and models.scorer.version == second_version
+
+
+def test_without_an_active_model_the_batch_fails_with_the_reason(sessions) -> None:
+    ids = add_reviews(sessions, ["fine"])
+    assert score_batch(sessions, ModelCache(), ids) == 0
+    row = reviews(sessions, ids)[ids[0]]
+    assert row.status is ReviewStatus.failed
+    assert "no model version is active" in row.error
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "delete"])
+def test_a_damaged_artifact_fails_the_batch_with_the_reason(
+    settings,
+    sessions,
+    tiny_model,
+    damage,
+) -> None:
+    model_file = settings.model_dir / tiny_model / "model.keras"
+    if damage == "corrupt":
+        model_file.write_bytes(b"not the registered weights")
+    else:
+        model_file.unlink()
+    ids = add_reviews(sessions, [POSITIVE[0]])
+    score_batch(sessions, ModelCache(), ids)
+    row = reviews(sessions, ids)[ids[0]]
+    assert row.status is ReviewStatus.failed
+    assert ("checksum" if damage == "corrupt" else "no artifact") in row.error
