@@ -2,24 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+from functools import cached_property
+
 from celery import Celery
+from celery.signals import worker_process_init
 from celery_batches import Batches, SimpleRequest
+from sqlalchemy.orm import sessionmaker
 
 from core.db import make_engine, make_sessionmaker
 from core.queue import SCORE_TASK, SCORING_QUEUE, create_celery
 from core.settings import Settings
 from worker.scoring import ModelCache, score_batch
 
+log = logging.getLogger(__name__)
+
+
+class ProcessState:
+    """What one pool process holds: its database sessions and its loaded model.
+
+    Created lazily inside the process that scores, after the prefork pool has forked: neither
+    SQLAlchemy's connection pool nor TensorFlow survives a fork.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def sessions(self) -> sessionmaker:
+        return make_sessionmaker(make_engine(self.settings.database_url))
+
+    @cached_property
+    def models(self) -> ModelCache:
+        return ModelCache()
+
+    def warm_up(self) -> None:
+        """Load the active model now, so the first batch does not wait for it."""
+        try:
+            with self.sessions() as session:
+                self.models.current(session)
+        except Exception:
+            log.exception("could not load the active model at start; will retry per batch")
+
 
 def create_worker_app(settings: Settings) -> Celery:
-    """The Celery app with the scoring task registered.
-
-    The database engine and the model are created lazily inside the process that runs the
-    task, after the prefork pool has forked: neither SQLAlchemy pools nor TensorFlow survive a
-    fork.
-    """
+    """The Celery app with the batching scoring task registered."""
     app = create_celery(settings)
-    process: dict[str, object] = {}
+    state = ProcessState(settings)
 
     @app.task(
         base=Batches,
@@ -28,12 +57,9 @@ def create_worker_app(settings: Settings) -> Celery:
         flush_interval=settings.batch_wait_s,
     )
     def score_review(requests: list[SimpleRequest]) -> None:
-        if not process:
-            process["sessions"] = make_sessionmaker(make_engine(settings.database_url))
-            process["models"] = ModelCache()
-        review_ids = [request.args[0] for request in requests]
-        score_batch(process["sessions"], process["models"], review_ids)  # type: ignore[arg-type]
+        score_batch(state.sessions, state.models, [request.args[0] for request in requests])
 
+    worker_process_init.connect(lambda **_: state.warm_up(), weak=False)
     return app
 
 
