@@ -12,11 +12,11 @@ from pathlib import Path
 import click
 
 from core.settings import Settings
+from trainer.model import PRESETS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, not errors
 
-QUICK_SAMPLES = 4000  # reviews for `up --quick`: a usable first model in about a minute
-QUICK_EPOCHS = 2
+QUICK_SAMPLES = 8000  # reviews for `up --quick`: a usable first model in about a minute
 
 
 @contextmanager
@@ -51,7 +51,7 @@ def db_upgrade() -> None:
 
 @cli.command()
 @click.option("--data", "data_path", help="aclImdb folder or .tar.gz, CSV, or JSON lines.")
-@click.option("--preset", default="seed", show_default=True, type=click.Choice(["seed", "tiny"]))
+@click.option("--preset", default="seed", show_default=True, type=click.Choice(sorted(PRESETS)))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epochs.")
 @click.option("--max-samples", type=click.IntRange(min=10), help="Cap train and test reviews.")
 def train(data_path: str | None, preset: str, epochs: int | None, max_samples: int | None) -> None:
@@ -68,31 +68,102 @@ def train(data_path: str | None, preset: str, epochs: int | None, max_samples: i
     state = "active" if row.active else "registered"
     click.echo(
         f"model {row.version} {state}: test accuracy {row.metrics['test_accuracy']:.4f} "
-        f"on {row.metrics['test_reviews']} reviews"
+        f"on {row.metrics['test']['reviews']} reviews; report in {row.artifact_path}/report"
     )
+
+
+def sessions():  # type: ignore[no-untyped-def]
+    from core.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(Settings.from_env().database_url))()
+
+
+def load_scorer(version: str | None):  # type: ignore[no-untyped-def]
+    """The scorer for `version`, or for the active version when None."""
+    from core.registry import active_version, get_version
+    from core.scoring import Scorer
+
+    with sessions() as session:
+        row = get_version(session, version) if version else active_version(session)
+    if row is None:
+        missing = f"no model version {version!r}" if version else "no model is active"
+        raise click.ClickException(f"{missing}; train one with `sentiment train`")
+    with user_errors():
+        return Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
 
 
 @cli.command()
 @click.argument("texts", nargs=-1)
 def predict(texts: tuple[str, ...]) -> None:
     """Score reviews in-process with the active model (one per argument, or per stdin line)."""
-    from core.db import make_engine, make_sessionmaker
-    from core.registry import active_version
-    from core.scoring import Scorer
-
     reviews = list(texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not reviews:
         raise click.ClickException("give reviews as arguments or one per line on stdin")
-    with make_sessionmaker(make_engine(Settings.from_env().database_url))() as session:
-        row = active_version(session)
-    if row is None:
-        raise click.ClickException("no model is active; train one with `sentiment train`")
-    with user_errors():
-        scorer = Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
+    scorer = load_scorer(None)
     for text, score in zip(reviews, scorer.score(reviews), strict=True):
         sentiment = "positive" if score >= 0.5 else "negative"
         line = {"text": text, "sentiment": sentiment, "score": round(score, 4)}
-        click.echo(json.dumps(line | {"model_version": row.version}))
+        click.echo(json.dumps(line | {"model_version": scorer.version}))
+
+
+@cli.command()
+@click.option("--data", "data_path", required=True, help="A labeled file in any training shape.")
+@click.option("--model", "version", help="Model version (default: the active one).")
+def evaluate(data_path: str, version: str | None) -> None:
+    """Print one JSON object of metrics for a model on labeled reviews (the test split of an
+    aclImdb folder or archive; every review of a CSV or JSON-lines file)."""
+    from trainer.data import load_labeled
+    from trainer.evaluation import classification_metrics
+
+    with user_errors():
+        split = load_labeled(Path(data_path))
+    scorer = load_scorer(version)
+    metrics = classification_metrics(split.labels, scorer.score(split.texts))
+    click.echo(json.dumps({"model_version": scorer.version, "data": data_path, **metrics}))
+
+
+@cli.group()
+def models() -> None:
+    """The model registry."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every version, newest first; * marks the active one."""
+    from core.registry import list_versions
+
+    with sessions() as session:
+        rows = list_versions(session)
+    for row in rows:
+        accuracy = row.metrics.get("test_accuracy")
+        shown = f"{accuracy:.4f}" if isinstance(accuracy, float) else "-"
+        created = row.created_at.strftime("%Y-%m-%d %H:%M")
+        mark = "*" if row.active else " "
+        click.echo(f"{mark} {row.version:<6} {row.preset:<8} test accuracy {shown}  {created}")
+
+
+@models.command("activate")
+@click.argument("version")
+def models_activate(version: str) -> None:
+    """Make VERSION the one the workers serve (from their next batch)."""
+    from core.registry import activate_version
+
+    with sessions() as session, user_errors():
+        row = activate_version(session, version)
+    click.echo(f"{row.version} is active")
+
+
+@models.command("rollback")
+def models_rollback() -> None:
+    """Re-activate the version that was active before the current one."""
+    from core.registry import activate_version, previous_version
+
+    with sessions() as session:
+        previous = previous_version(session)
+        if previous is None:
+            raise click.ClickException("no earlier active version to roll back to")
+        row = activate_version(session, previous.version)
+    click.echo(f"rolled back: {row.version} is active")
 
 
 @cli.command()
@@ -154,7 +225,7 @@ def up(quick: bool, host: str, port: int) -> None:
             has_model = bool(list_versions(session))
         if not has_model:
             click.echo("no model registered yet: training one first")
-            quick_args = ["--max-samples", str(QUICK_SAMPLES), "--epochs", str(QUICK_EPOCHS)]
+            quick_args = ["--preset", "quick", "--max-samples", str(QUICK_SAMPLES)]
             command = [sys.executable, "-m", "cli.main", "train", *(quick_args if quick else [])]
             if subprocess.run(command, env=env).returncode != 0:
                 raise click.ClickException("training the first model failed")

@@ -78,6 +78,16 @@ def list_versions(session: Session) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())))
 
 
+def previous_version(session: Session) -> ModelVersion | None:
+    """The version that was active before the current one."""
+    return session.scalar(
+        select(ModelVersion)
+        .where(ModelVersion.active.is_(False), ModelVersion.activated_at.is_not(None))
+        .order_by(ModelVersion.activated_at.desc())
+        .limit(1)
+    )
+
+
 def activate_version(session: Session, version: str) -> ModelVersion:
     """Point the `active` alias at `version`; raises LookupError for an unknown version."""
     row = get_version(session, version)

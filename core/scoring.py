@@ -32,14 +32,19 @@ class Scorer:
         if expected_sha256 and artifact_sha256(artifact_dir) != expected_sha256:
             raise ArtifactError(f"model {version}: artifact checksum does not match the registry")
         import keras
-        import tensorflow as tf
 
         model = keras.saving.load_model(artifact_dir / MODEL_FILE, compile=False)
+        return cls.from_model(version, model, Preprocessor.load(artifact_dir / PREPROCESSOR_FILE))
+
+    @classmethod
+    def from_model(cls, version: str, model: Any, preprocessor: Preprocessor) -> Scorer:
+        import tensorflow as tf
+
         forward = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
         )
-        return cls(version, Preprocessor.load(artifact_dir / PREPROCESSOR_FILE), forward)
+        return cls(version, preprocessor, forward)
 
     def score(self, texts: Sequence[str]) -> list[float]:
         """Probability of a positive review for each text, in one pass per INFERENCE_BATCH rows."""

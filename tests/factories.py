@@ -32,14 +32,16 @@ def tiny_dataset() -> Dataset:
 
 
 def write_imdb_folder(root: Path) -> Path:
-    """The official aclImdb layout with the written reviews as both train and test."""
+    """The official aclImdb layout with the written reviews in train, and again, each followed
+    by " (test)", in test."""
     for split in ("train", "test"):
         for polarity, texts in (("pos", POSITIVE), ("neg", NEGATIVE)):
             folder = root / "aclImdb" / split / polarity
             folder.mkdir(parents=True)
             for i, text in enumerate(texts):
                 rating = 9 if polarity == "pos" else 2
-                (folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
+                suffix = " (test)" if split == "test" else ""
+                (folder / f"{i}_{rating}.txt").write_text(text + suffix, encoding="utf-8")
     return root / "aclImdb"
 
 

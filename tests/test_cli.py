@@ -81,3 +81,42 @@ def test_db_upgrade_creates_the_schema(tmp_path) -> None:
         )
     }
     assert {"reviews", "feedback", "model_versions", "alembic_version"} <= tables
+
+
+def test_evaluate_prints_metrics_for_a_labeled_file(settings, tiny_model, tmp_path) -> None:
+    data = write_jsonl(tmp_path / "mine.jsonl", label_style="number")
+    result = sentiment(settings, "evaluate", "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["model_version"] == tiny_model
+    assert metrics["reviews"] == len(POSITIVE) + len(NEGATIVE)
+    assert metrics["accuracy"] == 1.0 and metrics["roc_auc"] == 1.0
+
+
+def test_evaluate_refuses_bad_input(settings, tiny_model, tmp_path) -> None:
+    missing = sentiment(settings, "evaluate", "--data", str(tmp_path / "none.csv"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+    data = write_jsonl(tmp_path / "mine.jsonl")
+    unknown = sentiment(settings, "evaluate", "--data", str(data), "--model", "v9")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().startswith("Error: no model version 'v9'")
+
+
+def test_models_list_activate_and_rollback(settings, tiny_model, tiny_artifact) -> None:
+    from tests.conftest import add_model
+
+    second = add_model(settings, tiny_artifact, activate=False)
+    listed = sentiment(settings, "models", "list").stdout.splitlines()
+    assert [line.split()[:2] for line in listed] == [[second, "tiny"], ["*", tiny_model]]
+    assert sentiment(settings, "models", "activate", second).stdout.strip() == f"{second} is active"
+    assert sentiment(settings, "models", "list").stdout.startswith(f"* {second}")
+    rolled = sentiment(settings, "models", "rollback")
+    assert rolled.stdout.strip() == f"rolled back: {tiny_model} is active"
+    unknown = sentiment(settings, "models", "activate", "v42")
+    assert unknown.returncode == 1 and "no model version 'v42'" in unknown.stderr
+
+
+def test_rollback_needs_an_earlier_version(settings, tiny_model) -> None:
+    result = sentiment(settings, "models", "rollback")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: no earlier active version to roll back to"

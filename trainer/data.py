@@ -66,6 +66,18 @@ def parse_label(value: object, where: str) -> int:
 
 def load_dataset(path: Path) -> Dataset:
     """Read a labeled dataset, keeping its own train/test split where it has one."""
+    data = _load(path)
+    return data if isinstance(data, Dataset) else _split(data)
+
+
+def load_labeled(path: Path) -> Split:
+    """The reviews to evaluate a model on: the test split of a dataset that has one (the
+    official IMDb layout), else every labeled review in the file."""
+    data = _load(path)
+    return data.test if isinstance(data, Dataset) else data
+
+
+def _load(path: Path) -> Dataset | Split:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
@@ -74,17 +86,16 @@ def load_dataset(path: Path) -> Dataset:
     if name.endswith((".tar.gz", ".tgz", ".tar")):
         return _load_imdb_tar(path)
     if name.endswith(".csv"):
-        return _split(_read_csv(path))
+        return _nonempty(_read_csv(path), path)
     if name.endswith((".jsonl", ".json", ".ndjson")):
-        return _split(_read_jsonl(path))
+        return _nonempty(_read_jsonl(path), path)
     raise DataError(f"{path}: unknown data shape (expected aclImdb folder, .tar.gz, .csv, .jsonl)")
 
 
-def load_labeled(path: Path) -> Split:
-    """Every labeled example in a file, regardless of split (for evaluation on one's own data)."""
-    dataset = load_dataset(path)
-    train, test = dataset.train, dataset.test
-    return Split(train.texts + test.texts, train.labels + test.labels)
+def _nonempty(split: Split, path: Path) -> Split:
+    if not split.texts:
+        raise DataError(f"{path}: the file holds no labeled reviews")
+    return split
 
 
 def _load_imdb_dir(path: Path) -> Dataset:
@@ -154,8 +165,6 @@ def _read_jsonl(path: Path) -> Split:
 
 
 def _split(split: Split) -> Dataset:
-    if not split.texts:
-        raise DataError("the file holds no labeled reviews")
     shuffled = split.sample(None, SPLIT_SEED)
     cut = int(len(shuffled.texts) * (1 - TEST_FRACTION))
     return Dataset(

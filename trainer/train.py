@@ -1,4 +1,5 @@
-"""Train a preset on a dataset, evaluate it on the held-out split, and register the version."""
+"""Train a preset on a dataset, evaluate it on the held-out split, write its reports, and
+register the version."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.db import ModelVersion, make_engine, make_sessionmaker
 from core.registry import MODEL_FILE, PREPROCESSOR_FILE, register_version
+from core.scoring import Scorer
 from core.settings import Settings
 from core.text import Preprocessor
+from trainer.analysis import analyse
 from trainer.data import Dataset
+from trainer.evaluation import classification_metrics
 from trainer.model import PRESETS, build_model
+from trainer.report import EXAMPLE_REVIEWS, write_json, write_test_report, write_training_curves
 
 DEFAULT_SEED = 1337
+REPORT_DIR = "report"
 
 
 @dataclass(frozen=True)
@@ -27,53 +34,11 @@ class TrainRequest:
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
-    import keras
-    import numpy as np
-
-    preset = PRESETS[request.preset]
-    if request.epochs:
-        preset = dataclasses.replace(preset, epochs=request.epochs)
-    keras.utils.set_random_seed(request.seed)
-    # Shuffled before fitting: Keras takes the validation split from the end, and the official
-    # training files are ordered by class.
-    train = dataset.train.sample(request.max_samples, request.seed)
-    test = dataset.test.sample(request.max_samples, request.seed)
-
-    started = time.monotonic()
-    preprocessor = Preprocessor.fit(train.texts, num_words=preset.num_words, max_len=preset.max_len)
-    model = build_model(preset)
-    history = model.fit(
-        preprocessor.pad(preprocessor.encode(train.texts)),
-        np.asarray(train.labels, dtype=np.float32),
-        epochs=preset.epochs,
-        batch_size=preset.batch_size,
-        validation_split=preset.validation_split,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    train_seconds = time.monotonic() - started
-    test_loss, test_accuracy = model.evaluate(
-        preprocessor.pad(preprocessor.encode(test.texts)),
-        np.asarray(test.labels, dtype=np.float32),
-        batch_size=256,
-        verbose=0,
-    )
-    metrics = {
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "train_reviews": len(train.texts),
-        "test_reviews": len(test.texts),
-        "epochs": preset.epochs,
-        "train_seconds": round(train_seconds, 1),
-        "parameters": int(model.count_params()),
-        "seed": request.seed,
-    }
-
+    """Train, evaluate on `dataset.test`, write the reports, register; returns the new row."""
     settings.model_dir.mkdir(parents=True, exist_ok=True)
     staged = settings.model_dir / f".staging-{uuid.uuid4().hex}"
-    staged.mkdir()
-    model.save(staged / MODEL_FILE)
-    preprocessor.save(staged / PREPROCESSOR_FILE)
+    (staged / REPORT_DIR).mkdir(parents=True)
+    metrics, fingerprint = train_into(staged, dataset, request)
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -83,7 +48,75 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
                 model_dir=settings.model_dir,
                 preset=request.preset,
                 metrics=metrics,
-                data_fingerprint=train.fingerprint(),
+                data_fingerprint=fingerprint,
             )
     finally:
         engine.dispose()
+
+
+def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[dict, str]:
+    """Write the model, its preprocessor and its reports into `folder`; returns the metrics
+    and the training data's fingerprint."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    preset = PRESETS[request.preset]
+    if request.epochs:
+        preset = dataclasses.replace(preset, epochs=request.epochs)
+    keras.utils.set_random_seed(request.seed)
+    tf.config.experimental.enable_op_determinism()
+    # Shuffled before fitting: Keras takes the validation split from the end, and the official
+    # training files are ordered by class.
+    train = dataset.train.sample(request.max_samples, request.seed)
+    test = dataset.test.sample(request.max_samples, request.seed)
+    report = folder / REPORT_DIR
+
+    started = time.monotonic()
+    preprocessor = Preprocessor.fit(train.texts, num_words=preset.num_words, max_len=preset.max_len)
+    eda = analyse(train, preprocessor, report)
+    model = build_model(preset)
+    callbacks = []
+    if preset.patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                patience=preset.patience, restore_best_weights=True, monitor="val_loss"
+            )
+        )
+    history = model.fit(
+        preprocessor.pad(preprocessor.encode(train.texts)),
+        np.asarray(train.labels, dtype=np.float32),
+        epochs=preset.epochs,
+        batch_size=preset.batch_size,
+        validation_split=preset.validation_split,
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    train_seconds = time.monotonic() - started
+    curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+    write_training_curves(report, curves)
+
+    scorer = Scorer.from_model("candidate", model, preprocessor)
+    started = time.monotonic()
+    scores = scorer.score(test.texts)
+    test_metrics = classification_metrics(test.labels, scores)
+    write_test_report(
+        report, test_metrics, test.texts, test.labels, scores, scorer.score(EXAMPLE_REVIEWS)
+    )
+    metrics = {
+        "test": test_metrics,
+        "test_accuracy": test_metrics["accuracy"],
+        "history": curves,
+        "epochs_run": len(curves["loss"]),
+        "preset": dataclasses.asdict(preset),
+        "train_reviews": len(train.texts),
+        "train_seconds": round(train_seconds, 1),
+        "test_seconds": round(time.monotonic() - started, 1),
+        "parameters": int(model.count_params()),
+        "seed": request.seed,
+        "share_truncated": eda["share_truncated"],
+    }
+    write_json(report / "metrics.json", metrics)
+    model.save(folder / MODEL_FILE)
+    preprocessor.save(folder / PREPROCESSOR_FILE)
+    return metrics, train.fingerprint()

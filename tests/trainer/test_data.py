@@ -16,6 +16,8 @@ def test_reads_the_official_folder_with_its_own_split(tmp_path) -> None:
         assert len(dataset.train.texts) == len(dataset.test.texts) == ALL
         assert sorted(dataset.train.labels) == [0] * len(NEGATIVE) + [1] * len(POSITIVE)
         assert dict(zip(dataset.train.texts, dataset.train.labels, strict=True))[POSITIVE[0]] == 1
+        assert all(text.endswith(" (test)") for text in dataset.test.texts)
+        assert load_labeled(path).texts == dataset.test.texts
 
 
 def test_reads_the_official_archive(tmp_path) -> None:
@@ -37,7 +39,7 @@ def test_reads_csv_and_json_lines_with_an_80_20_split(tmp_path, write) -> None:
     dataset = load_dataset(write(tmp_path / f"reviews{suffix}"))
     assert len(dataset.train.texts) == int(ALL * 0.8)
     assert len(dataset.test.texts) == ALL - int(ALL * 0.8)
-    labeled = load_labeled(tmp_path / f"reviews{suffix}")
+    labeled = load_labeled(tmp_path / f"reviews{suffix}")  # every review, for evaluation
     assert dict(zip(labeled.texts, labeled.labels, strict=True)) == {
         **{t: 1 for t in POSITIVE},
         **{t: 0 for t in NEGATIVE},

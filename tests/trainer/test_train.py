@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from core.registry import active_version, artifact_sha256
@@ -25,7 +26,31 @@ def test_training_records_its_metrics(tiny_artifact: Path, migrated_db) -> None:
     import sqlite3
 
     database = tiny_artifact.parent / "sentiment.db"
-    (metrics,) = sqlite3.connect(database).execute("SELECT metrics FROM model_versions").fetchone()
-    assert '"test_accuracy": 1.0' in metrics
-    assert '"train_reviews": 12' in metrics
-    assert '"parameters":' in metrics
+    connection = sqlite3.connect(database)
+    (raw,) = connection.execute("SELECT metrics FROM model_versions").fetchone()
+    connection.close()
+    metrics = json.loads(raw)
+    assert metrics["test_accuracy"] == metrics["test"]["accuracy"] == 1.0
+    assert metrics["train_reviews"] == 12 and metrics["parameters"] > 0
+    assert metrics["preset"]["units"] == 16 and metrics["seed"] == 1337
+
+
+def test_training_writes_the_reports(tiny_artifact: Path) -> None:
+    import json
+
+    report = tiny_artifact / "report"
+    for plot in ("eda.png", "curves.png", "confusion_matrix.png", "roc.png"):
+        assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
+    eda = json.loads((report / "eda.json").read_text())
+    assert eda["class_balance"] == {"positive": 6, "negative": 6}
+    assert eda["window_tokens"] == 50 and eda["share_truncated"] == 0.0
+    assert eda["vocabulary_coverage"] == 1.0
+    assert set(eda["samples"]) == {"positive", "negative"}
+    curves = json.loads((report / "curves.json").read_text())
+    assert len(curves["accuracy"]) == len(curves["loss"]) == 30
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] == 1.0 and metrics["test"]["roc_auc"] == 1.0
+    assert metrics["test"]["confusion_matrix"] == [[6, 0], [0, 6]]
+    assert json.loads((report / "misclassified.json").read_text()) == []
+    examples = json.loads((report / "examples.json").read_text())
+    assert len(examples) == 3 and all(e["sentiment"] in ("positive", "negative") for e in examples)
