@@ -19,11 +19,17 @@ class ArtifactError(RuntimeError):
 
 @dataclass
 class Scorer:
-    """One model version, ready to turn review texts into probabilities of `positive`."""
+    """One model version, ready to turn review texts into probabilities of `positive`.
+
+    A model that masks its padding is fed length-sorted rows padded only to the longest review
+    of each forward pass, so a short review costs a few steps instead of the whole window. A
+    model that reads its padding (the seed preset) always gets the full window it was trained on.
+    """
 
     version: str
     preprocessor: Preprocessor
     forward: Any  # compiled function: int32 [batch, time] -> float [batch, 1]
+    masked: bool
 
     @classmethod
     def load(cls, version: str, artifact_dir: Path, expected_sha256: str | None = None) -> Scorer:
@@ -32,6 +38,8 @@ class Scorer:
         if expected_sha256 and artifact_sha256(artifact_dir) != expected_sha256:
             raise ArtifactError(f"model {version}: artifact checksum does not match the registry")
         import keras
+
+        import core.layers  # noqa: F401  (registers the custom layers the model may use)
 
         model = keras.saving.load_model(artifact_dir / MODEL_FILE, compile=False)
         return cls.from_model(version, model, Preprocessor.load(artifact_dir / PREPROCESSOR_FILE))
@@ -44,12 +52,19 @@ class Scorer:
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
         )
-        return cls(version, preprocessor, forward)
+        masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
+        return cls(version, preprocessor, forward, masked)
 
     def score(self, texts: Sequence[str]) -> list[float]:
-        """Probability of a positive review for each text, in one pass per INFERENCE_BATCH rows."""
-        matrix = self.preprocessor.pad(self.preprocessor.encode(texts))
-        scores: list[float] = []
-        for start in range(0, len(matrix), INFERENCE_BATCH):
-            scores.extend(self.forward(matrix[start : start + INFERENCE_BATCH]).numpy()[:, 0])
-        return [float(s) for s in scores]
+        """Probability of a positive review for each text, in input order."""
+        import numpy as np
+
+        sequences = self.preprocessor.encode(texts)
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        scores = np.empty(len(sequences), dtype=np.float32)
+        for start in range(0, len(order), INFERENCE_BATCH):
+            rows = order[start : start + INFERENCE_BATCH]
+            width = max(1, len(sequences[rows[-1]])) if self.masked else None
+            batch = self.preprocessor.pad([sequences[i] for i in rows], width, right=self.masked)
+            scores[rows] = self.forward(batch).numpy()[:, 0]
+        return scores.tolist()

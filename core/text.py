@@ -61,8 +61,15 @@ class Preprocessor:
             for text in texts
         ]
 
-    def pad(self, sequences: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
-        """Left-pad (and left-truncate) sequences into one int32 matrix of `length` columns."""
+    def pad(
+        self, sequences: Sequence[Sequence[int]], length: int | None = None, right: bool = False
+    ) -> np.ndarray:
+        """Pad (and left-truncate) sequences into one int32 matrix of `length` columns.
+
+        Padding goes on the left, as the seed model was trained; `right=True` puts it after the
+        tokens, which a model that masks padding reads the same way and which lets the GPU's
+        fused recurrent kernel run (it takes right-padded masks only).
+        """
         import numpy as np
 
         width = length or self.max_len
@@ -70,7 +77,10 @@ class Preprocessor:
         for row, seq in enumerate(sequences):
             seq = seq[-width:]
             if seq:
-                out[row, width - len(seq) :] = seq
+                if right:
+                    out[row, : len(seq)] = seq
+                else:
+                    out[row, width - len(seq) :] = seq
         return out
 
     @cached_property

@@ -16,6 +16,7 @@ from core.scoring import Scorer
 from core.settings import Settings
 from core.text import Preprocessor
 from trainer.analysis import analyse
+from trainer.batches import BucketedBatches
 from trainer.data import Dataset
 from trainer.evaluation import classification_metrics
 from trainer.model import PRESETS, build_model
@@ -58,7 +59,6 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     """Write the model, its preprocessor and its reports into `folder`; returns the metrics
     and the training data's fingerprint."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     preset = PRESETS[request.preset]
@@ -83,12 +83,24 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
                 patience=preset.patience, restore_best_weights=True, monitor="val_loss"
             )
         )
+    # The validation part is the end of the shuffled training reviews, as Keras'
+    # validation_split takes it.
+    sequences = preprocessor.encode(train.texts)
+    cut = len(sequences) - int(len(sequences) * preset.validation_split)
+    width = None if preset.mask else preset.max_len
+    batches = BucketedBatches(
+        sequences[:cut], train.labels[:cut], preprocessor, preset.batch_size, request.seed, width
+    )
+    validation = None
+    if cut < len(sequences):
+        validation = BucketedBatches(
+            sequences[cut:], train.labels[cut:], preprocessor, 256, request.seed, width
+        )
     history = model.fit(
-        preprocessor.pad(preprocessor.encode(train.texts)),
-        np.asarray(train.labels, dtype=np.float32),
+        batches.dataset(),
         epochs=preset.epochs,
-        batch_size=preset.batch_size,
-        validation_split=preset.validation_split,
+        validation_data=validation and validation.dataset(),
+        shuffle=False,  # the batches reshuffle themselves every epoch
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )

@@ -27,6 +27,11 @@ def test_pad_left_pads_and_truncates_from_the_left() -> None:
     assert str(matrix.dtype) == "int32"
 
 
+def test_pad_right_keeps_tokens_first() -> None:
+    pre = Preprocessor(vocab=("a", "b"), max_len=4)
+    assert pre.pad([[1, 2], [2, 1, 2, 1, 2]], 3, right=True).tolist() == [[1, 2, 0], [2, 1, 2]]
+
+
 def test_save_and_load_round_trip(tmp_path) -> None:
     pre = Preprocessor(vocab=("good", "bad"), max_len=7)
     pre.save(tmp_path / "p.json")

@@ -32,7 +32,7 @@ def test_training_records_its_metrics(tiny_artifact: Path, migrated_db) -> None:
     metrics = json.loads(raw)
     assert metrics["test_accuracy"] == metrics["test"]["accuracy"] == 1.0
     assert metrics["train_reviews"] == 12 and metrics["parameters"] > 0
-    assert metrics["preset"]["units"] == 16 and metrics["seed"] == 1337
+    assert metrics["preset"]["units"] == 8 and metrics["seed"] == 1337
 
 
 def test_training_writes_the_reports(tiny_artifact: Path) -> None:

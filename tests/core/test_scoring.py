@@ -1,0 +1,46 @@
+"""The scorer's shortcuts (length sorting, padding trimmed for masked models) must not change
+what the model says: its scores match Keras' own predict on full-window inputs."""
+
+import numpy as np
+import pytest
+
+from core.scoring import Scorer
+from tests.factories import NEGATIVE, POSITIVE, tiny_dataset
+from trainer.train import TrainRequest, train_into
+
+TEXTS = POSITIVE + NEGATIVE + ["", "film", "a " * 80 + "wonderful", NEGATIVE[0] * 5]
+
+
+@pytest.fixture(scope="module", params=["tiny", "seed"])
+def trained(request, tmp_path_factory):
+    """A masked (tiny) and an unmasked (seed) model, trained briefly."""
+    folder = tmp_path_factory.mktemp(request.param)
+    (folder / "report").mkdir()
+    train_into(folder, tiny_dataset(), TrainRequest(preset=request.param, epochs=2))
+    return request.param, folder
+
+
+def test_scores_match_keras_predict_on_the_full_window(trained) -> None:
+    import keras
+
+    preset, folder = trained
+    scorer = Scorer.load("v", folder)
+    assert scorer.masked is (preset == "tiny")
+    model = keras.saving.load_model(folder / "model.keras", compile=False)
+    pre = scorer.preprocessor
+    reference = model.predict(pre.pad(pre.encode(TEXTS)), verbose=0)[:, 0]
+    np.testing.assert_allclose(scorer.score(TEXTS), reference, atol=1e-5)
+
+
+def test_scores_do_not_depend_on_batch_company(trained, monkeypatch) -> None:
+    _, folder = trained
+    scorer = Scorer.load("v", folder)
+    together = scorer.score(TEXTS)
+    alone = [scorer.score([text])[0] for text in TEXTS]
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    monkeypatch.setattr("core.scoring.INFERENCE_BATCH", 3)
+    np.testing.assert_allclose(scorer.score(TEXTS), together, atol=1e-5)
+
+
+def test_an_empty_batch_scores_nothing(trained) -> None:
+    assert Scorer.load("v", trained[1]).score([]) == []
