@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -173,6 +174,7 @@ def models_rollback() -> None:
 @click.option("--debug", is_flag=True, help="Flask's development server with reloading.")
 def web(host: str, port: int, workers: int, debug: bool) -> None:
     """Serve the web pages and the JSON API (gunicorn)."""
+    share_metrics(Settings.from_env())
     if debug:
         from web.app import create_app
 
@@ -190,21 +192,32 @@ def web(host: str, port: int, workers: int, debug: bool) -> None:
     )  # fmt: skip
 
 
+def share_metrics(settings: Settings) -> None:
+    """Point prometheus_client at the machine's shared metrics folder; must run before it is
+    imported."""
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.metrics_dir)
+
+
 @cli.command()
 @click.option("--concurrency", default=1, show_default=True, help="Scoring processes.")
+@click.option("--metrics-port", type=int, help="Also serve the pool's metrics on this port.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int, loglevel: str) -> None:
+def worker(concurrency: int, metrics_port: int | None, loglevel: str) -> None:
     """Score queued reviews in batches with the active model."""
+    settings = Settings.from_env()
+    share_metrics(settings)
     from worker.app import run_worker
 
-    run_worker(Settings.from_env(), concurrency=concurrency, loglevel=loglevel)
+    run_worker(settings, concurrency=concurrency, metrics_port=metrics_port, loglevel=loglevel)
 
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Train a small first model (about a minute).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-def up(quick: bool, host: str, port: int) -> None:
+@click.option("--workers", default=1, show_default=True, help="Scoring worker processes.")
+def up(quick: bool, host: str, port: int, workers: int) -> None:
     """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
     registered, then run worker and web together until Ctrl-C."""
     from cli.processes import start_redis, stop, supervise
@@ -213,7 +226,11 @@ def up(quick: bool, host: str, port: int) -> None:
     from core.registry import list_versions
 
     settings = Settings.from_env()
+    shutil.rmtree(settings.metrics_dir, ignore_errors=True)  # counters start again with the pool
+    share_metrics(settings)
     env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir))
+    # Worker processes share the cores instead of each starting a thread per core.
+    env.setdefault("WORKER_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     children: list[subprocess.Popen] = []
     try:
         if settings.redis_url is None:
@@ -230,7 +247,7 @@ def up(quick: bool, host: str, port: int) -> None:
             if subprocess.run(command, env=env).returncode != 0:
                 raise click.ClickException("training the first model failed")
         me = [sys.executable, "-m", "cli.main"]
-        children.append(subprocess.Popen([*me, "worker"], env=env))
+        children += [subprocess.Popen([*me, "worker"], env=env) for _ in range(workers)]
         children.append(
             subprocess.Popen([*me, "web", "--host", host, "--port", str(port)], env=env)
         )

@@ -28,12 +28,16 @@ class Settings:
     imdb_data: str | None = None
     batch_size: int = 64
     batch_wait_s: float = 0.05
+    worker_threads: int = 0  # TensorFlow threads per scoring process; 0 lets TensorFlow choose
+    metrics_dir: Path = Path()  # where this machine's processes share their Prometheus metrics
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.var_dir / 'sentiment.db'}")
         if self.model_dir == Path():
             object.__setattr__(self, "model_dir", self.var_dir / "models")
+        if self.metrics_dir == Path():
+            object.__setattr__(self, "metrics_dir", self.var_dir / "metrics")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -46,6 +50,8 @@ class Settings:
             "imdb_data": env.get("IMDB_DATA") or None,
             "batch_size": int(env.get("BATCH_SIZE", "64")),
             "batch_wait_s": float(env.get("BATCH_WAIT_S", "0.05")),
+            "worker_threads": int(env.get("WORKER_THREADS", "0")),
+            "metrics_dir": Path(env.get("PROMETHEUS_MULTIPROC_DIR", "")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

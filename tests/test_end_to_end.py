@@ -130,6 +130,17 @@ def test_sentiment_up_runs_everything_and_stops_it_on_ctrl_c(
         )
         assert f"sentiment service is up: {base}/" in "".join(output)
         submit_and_check(base, tiny_model)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            metrics = dict(
+                line.rsplit(" ", 1) for line in response.read().decode().splitlines()
+                if line and not line.startswith("#")
+            )  # fmt: skip
+        reviews = len(POSITIVE) + len(NEGATIVE)
+        scored = f'sentiment_reviews_scored_total{{model_version="{tiny_model}"}}'
+        assert float(metrics[scored]) == reviews  # counted across the worker's processes
+        assert float(metrics["sentiment_batch_size_sum"]) == reviews
+        assert float(metrics["sentiment_batch_size_count"]) < reviews  # batches were gathered
+        assert float(metrics['sentiment_reviews{status="done"}']) == reviews
     finally:
         up.send_signal(signal.SIGINT)
         status = up.wait(30)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import text
 
-from core.db import Feedback, ModelVersion, Review, ReviewStatus, Sentiment
+from core.db import Feedback, ModelVersion, Review, ReviewStatus, Sentiment, as_utc
 from core.registry import active_version, list_versions
 from core.settings import MAX_BATCH_REVIEWS
 from web.reviews import Rejected, clean_text, get_review, sessions, submit_reviews
@@ -16,10 +16,7 @@ api = Blueprint("api", __name__)
 
 
 def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+    return None if moment is None else as_utc(moment).isoformat()
 
 
 def review_public(review: Review) -> dict:

@@ -10,6 +10,7 @@ from core.db import make_engine, make_sessionmaker
 from core.queue import create_celery
 from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
 from web.api import api
+from web.metrics import metrics
 from web.pages import pages
 
 # The largest legitimate body: a full batch of the longest reviews, as JSON-escaped UTF-8.
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    app.register_blueprint(metrics)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -37,7 +37,13 @@ class ProcessState:
         return ModelCache()
 
     def warm_up(self) -> None:
-        """Load the active model now, so the first batch does not wait for it."""
+        """Set this process's TensorFlow threads, then load the active model now, so the first
+        batch does not wait for it."""
+        if self.settings.worker_threads:
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(self.settings.worker_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
         try:
             with self.sessions() as session:
                 self.models.current(session)
@@ -63,7 +69,19 @@ def create_worker_app(settings: Settings) -> Celery:
     return app
 
 
-def run_worker(settings: Settings, *, concurrency: int = 1, loglevel: str = "INFO") -> None:
+def run_worker(
+    settings: Settings,
+    *,
+    concurrency: int = 1,
+    metrics_port: int | None = None,
+    loglevel: str = "INFO",
+) -> None:
+    if metrics_port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(metrics_port, registry=registry)
     app = create_worker_app(settings)
     app.set_current()
     app.set_default()

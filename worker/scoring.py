@@ -9,9 +9,10 @@ from pathlib import Path
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import Review, ReviewStatus, Sentiment, utcnow
+from core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
 from core.registry import active_version
 from core.scoring import Scorer
+from worker import metrics
 
 log = logging.getLogger(__name__)
 PENDING = (ReviewStatus.queued, ReviewStatus.scoring)
@@ -34,6 +35,7 @@ class ModelCache:
         if self.scorer is None or self.scorer.version != row.version:
             log.info("loading model %s from %s", row.version, row.artifact_path)
             self.scorer = Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
+            metrics.MODEL_LOADS.labels(row.version).inc()
         return self.scorer
 
 
@@ -48,15 +50,20 @@ def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence
             update(Review)
             .where(Review.id.in_(review_ids), Review.status.in_(PENDING))
             .values(status=ReviewStatus.scoring, attempts=Review.attempts + 1)
-            .returning(Review.id, Review.text)
+            .returning(Review.id, Review.text, Review.created_at)
         ).all()
         session.commit()
         if not claimed:
             return 0
+        started = utcnow()
+        for row in claimed:
+            waited = started - as_utc(row.created_at)
+            metrics.QUEUE_WAIT_SECONDS.observe(waited.total_seconds())
         ids = [row.id for row in claimed]
         try:
             scorer = models.current(session)
-            scores = scorer.score([row.text for row in claimed])
+            with metrics.SCORING_SECONDS.labels(scorer.version).time():
+                scores = scorer.score([row.text for row in claimed])
         except Exception as exc:
             log.exception("scoring %d reviews failed", len(ids))
             session.execute(
@@ -65,7 +72,9 @@ def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence
                 .values(status=ReviewStatus.failed, error=f"{type(exc).__name__}: {exc}")
             )
             session.commit()
+            metrics.FAILED.labels(type(exc).__name__).inc(len(ids))
             return 0
+        metrics.BATCH_SIZE.observe(len(ids))
         now = utcnow()
         session.connection().execute(
             update(Review.__table__)
@@ -88,4 +97,5 @@ def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence
             ],
         )
         session.commit()
+        metrics.SCORED.labels(scorer.version).inc(len(ids))
         return len(ids)

@@ -197,3 +197,16 @@ def test_not_ready_without_a_model_or_a_broker(app, client) -> None:
         "broker": "unavailable",
         "model": "none active",
     }
+
+
+def test_metrics_report_queue_depth_and_reviews_by_status(client, sessions, tiny_model) -> None:
+    client.post("/api/v1/reviews", json={"reviews": [{"text": "a"}, {"text": "b"}]})
+    make_done_review(sessions)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    lines = response.get_data(as_text=True).splitlines()
+    assert "sentiment_queue_depth 2.0" in lines
+    assert 'sentiment_reviews{status="queued"} 2.0' in lines
+    assert 'sentiment_reviews{status="done"} 1.0' in lines
+    assert 'sentiment_reviews{status="failed"} 0.0' in lines

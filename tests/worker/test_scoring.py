@@ -103,3 +103,34 @@ def test_a_damaged_artifact_fails_the_batch_with_the_reason(
     row = reviews(sessions, ids)[ids[0]]
     assert row.status is ReviewStatus.failed
     assert ("checksum" if damage == "corrupt" else "no artifact") in row.error
+
+
+def sample(name: str, labels: dict | None = None) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_scoring_records_its_metrics(sessions, tiny_model) -> None:
+    before = {
+        "scored": sample("sentiment_reviews_scored_total", {"model_version": tiny_model}),
+        "batches": sample("sentiment_batch_size_count"),
+        "sizes": sample("sentiment_batch_size_sum"),
+        "waits": sample("sentiment_queue_wait_seconds_count"),
+        "timed": sample("sentiment_scoring_seconds_count", {"model_version": tiny_model}),
+    }
+    score_batch(sessions, ModelCache(), add_reviews(sessions, POSITIVE[:3]))
+    assert sample("sentiment_reviews_scored_total", {"model_version": tiny_model}) == (
+        before["scored"] + 3
+    )
+    assert sample("sentiment_batch_size_count") == before["batches"] + 1
+    assert sample("sentiment_batch_size_sum") == before["sizes"] + 3
+    assert sample("sentiment_queue_wait_seconds_count") == before["waits"] + 3
+    labels = {"model_version": tiny_model}
+    assert sample("sentiment_scoring_seconds_count", labels) == before["timed"] + 1
+
+
+def test_failures_are_counted_by_reason(sessions) -> None:
+    before = sample("sentiment_reviews_failed_total", {"reason": "NoActiveModel"})
+    score_batch(sessions, ModelCache(), add_reviews(sessions, ["a", "b"]))
+    assert sample("sentiment_reviews_failed_total", {"reason": "NoActiveModel"}) == before + 2

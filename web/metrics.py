@@ -1,0 +1,46 @@
+"""GET /metrics: the worker pool's metrics on this machine, queue depth and review counts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from core.db import Review, ReviewStatus
+from core.queue import SCORING_QUEUE
+
+metrics = Blueprint("metrics", __name__)
+
+
+class ServiceCollector(Collector):
+    """Read at scrape time: the scoring queue's depth in Redis, and reviews per status."""
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("sentiment_queue_depth", "Scoring messages waiting in Redis")
+        try:
+            depth.add_metric([], current_app.extensions["redis"].llen(SCORING_QUEUE))
+        except Exception:
+            depth.add_metric([], float("nan"))
+        yield depth
+        reviews = GaugeMetricFamily("sentiment_reviews", "Reviews by status", labels=["status"])
+        with current_app.extensions["sessions"]() as session:
+            counts = dict(
+                session.execute(select(Review.status, func.count()).group_by(Review.status)).all()
+            )
+        for status in ReviewStatus:
+            reviews.add_metric([status.value], counts.get(status, 0))
+        yield reviews
+
+
+@metrics.get("/metrics")
+def prometheus() -> Response:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    registry.register(ServiceCollector())
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
