@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from celery import Celery
 
@@ -30,8 +30,10 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def enqueue_reviews(app: Celery, review_ids: Iterable[int]) -> None:
-    """Send one scoring message per review over a single broker connection."""
-    with app.producer_or_acquire() as producer:
-        for review_id in review_ids:
-            app.send_task(SCORE_TASK, args=[review_id], queue=SCORING_QUEUE, producer=producer)
+def enqueue_reviews(app: Celery, review_ids: Sequence[int]) -> None:
+    """Send one scoring message for the reviews of one submission.
+
+    A message carries a list of ids, so a submission of many reviews costs the broker one
+    message; workers gather the messages that arrive separately into batches.
+    """
+    app.send_task(SCORE_TASK, args=[list(review_ids)], queue=SCORING_QUEUE)

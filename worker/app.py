@@ -63,7 +63,7 @@ def create_worker_app(settings: Settings) -> Celery:
         flush_interval=settings.batch_wait_s,
     )
     def score_review(requests: list[SimpleRequest]) -> None:
-        score_batch(state.sessions, state.models, [request.args[0] for request in requests])
+        score_batch(state.sessions, state.models, [i for r in requests for i in r.args[0]])
 
     worker_process_init.connect(lambda **_: state.warm_up(), weak=False)
     return app

@@ -32,7 +32,7 @@ def test_submitting_one_review_stores_and_enqueues_it(
     assert response.status_code == 202
     body = response.get_json()
     assert body == {"id": body["id"], "status": "queued", "url": f"/api/v1/reviews/{body['id']}"}
-    assert queued_messages(fake_redis) == [(SCORE_TASK, [body["id"]])]
+    assert queued_messages(fake_redis) == [(SCORE_TASK, [[body["id"]]])]
     shown = client.get(body["url"]).get_json()
     assert shown["status"] == "queued" and shown["sentiment"] is None and shown["score"] is None
     with sessions() as session:
@@ -44,7 +44,7 @@ def test_submitting_a_batch_enqueues_every_review(client, fake_redis, tiny_model
     assert response.status_code == 202
     ids = response.get_json()["ids"]
     assert len(ids) == 2
-    assert queued_messages(fake_redis) == [(SCORE_TASK, [i]) for i in ids]
+    assert queued_messages(fake_redis) == [(SCORE_TASK, [ids])]
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_metrics_report_queue_depth_and_reviews_by_status(client, sessions, tiny
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     lines = response.get_data(as_text=True).splitlines()
-    assert "sentiment_queue_depth 2.0" in lines
+    assert "sentiment_queue_depth 1.0" in lines  # one message for the submission
     assert 'sentiment_reviews{status="queued"} 2.0' in lines
     assert 'sentiment_reviews{status="done"} 1.0' in lines
     assert 'sentiment_reviews{status="failed"} 0.0' in lines
