@@ -17,6 +17,28 @@ class ArtifactError(RuntimeError):
     """A model artifact is missing or does not match its registered checksum."""
 
 
+def for_inference(model: Any) -> Any:
+    """The same model with recurrent dropout switched off in its config.
+
+    Dropout is inactive at inference anyway, so the weights and outputs are unchanged; but Keras
+    runs an LSTM on the GPU's fused (cuDNN) kernel only when recurrent dropout is 0.
+    """
+    import keras
+
+    config = model.get_config()
+    changed = False
+    for layer in config["layers"]:
+        inner = layer["config"].get("layer", layer)  # Bidirectional wraps its LSTM
+        if inner["config"].get("recurrent_dropout"):
+            inner["config"]["recurrent_dropout"] = 0.0
+            changed = True
+    if not changed:
+        return model
+    clone = keras.Model.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 @dataclass
 class Scorer:
     """One model version, ready to turn review texts into probabilities of `positive`.
@@ -41,7 +63,7 @@ class Scorer:
 
         import core.layers  # noqa: F401  (registers the custom layers the model may use)
 
-        model = keras.saving.load_model(artifact_dir / MODEL_FILE, compile=False)
+        model = for_inference(keras.saving.load_model(artifact_dir / MODEL_FILE, compile=False))
         return cls.from_model(version, model, Preprocessor.load(artifact_dir / PREPROCESSOR_FILE))
 
     @classmethod

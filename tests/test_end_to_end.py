@@ -69,10 +69,10 @@ def submit_and_check(base: str, model_version: str) -> None:
     assert all(results[i]["status"] == "done" for i in ids)
 
 
-def test_reviews_are_scored_by_a_real_worker(settings, tiny_model, redis_server, tmp_path) -> None:
-    from sqlalchemy import select
-
-    from core.db import Review, ReviewStatus, make_engine, make_sessionmaker
+@pytest.fixture
+def service(settings, tiny_model, redis_server, tmp_path):
+    """A real worker process on a real Redis, and the web app served over HTTP; yields the
+    settings and the base URL."""
     from web.app import create_app
 
     settings = replace(settings, redis_url=redis_server)
@@ -84,20 +84,51 @@ def test_reviews_are_scored_by_a_real_worker(settings, tiny_model, redis_server,
         )  # fmt: skip
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        submit_and_check(f"http://127.0.0.1:{server.server_port}", tiny_model)
-    except AssertionError:
-        print((tmp_path / "worker.log").read_text())
-        raise
-    finally:
-        server.shutdown()
-        stop([worker])
+    yield settings, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    stop([worker])
+    print((tmp_path / "worker.log").read_text())  # pytest shows it when the test failed
+
+
+def stored_reviews(settings):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from core.db import Review, make_engine, make_sessionmaker
+
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine)() as session:
-        rows = session.scalars(select(Review)).all()
+        rows = session.scalars(select(Review).order_by(Review.id)).all()
     engine.dispose()
+    return rows
+
+
+def test_reviews_are_scored_by_a_real_worker(service, tiny_model) -> None:
+    settings, base = service
+    submit_and_check(base, tiny_model)
+    rows = stored_reviews(settings)
     assert len(rows) == len(POSITIVE) + len(NEGATIVE)
-    assert all(r.status is ReviewStatus.done and r.attempts == 1 for r in rows)
+    assert all(r.status.value == "done" and r.attempts == 1 for r in rows)
+
+
+def test_a_new_active_version_takes_over_without_losing_reviews(
+    service, tiny_model, tiny_artifact
+) -> None:
+    from core.db import make_engine, make_sessionmaker
+    from core.registry import activate_version
+    from tests.conftest import add_model
+
+    settings, base = service
+    submit_and_check(base, tiny_model)
+    second = add_model(settings, tiny_artifact, activate=False)
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        activate_version(session, second)
+    engine.dispose()
+    submit_and_check(base, second)
+    rows = stored_reviews(settings)
+    half = len(rows) // 2
+    assert [r.model_version for r in rows] == [tiny_model] * half + [second] * half
+    assert all(r.status.value == "done" and r.attempts == 1 for r in rows)
 
 
 def port_open(port: int) -> bool:

@@ -44,3 +44,23 @@ def test_scores_do_not_depend_on_batch_company(trained, monkeypatch) -> None:
 
 def test_an_empty_batch_scores_nothing(trained) -> None:
     assert Scorer.load("v", trained[1]).score([]) == []
+
+
+def test_serving_switches_recurrent_dropout_off_without_changing_outputs(trained) -> None:
+    import keras
+
+    from core.scoring import for_inference
+
+    preset, folder = trained
+    model = keras.saving.load_model(folder / "model.keras", compile=False)
+    served = for_inference(model)
+    lstm = next(
+        layer
+        for layer in served.layers
+        if isinstance(layer, keras.layers.LSTM | keras.layers.Bidirectional)
+    )
+    rnn = lstm.forward_layer if isinstance(lstm, keras.layers.Bidirectional) else lstm
+    assert rnn.recurrent_dropout == 0
+    assert (served is model) == (preset == "tiny")  # only the seed preset uses recurrent dropout
+    x = np.array([[0, 0, 3, 4, 5, 6]], dtype="int32")
+    np.testing.assert_allclose(served.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
