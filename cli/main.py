@@ -57,10 +57,12 @@ def db_upgrade() -> None:
 @click.option("--max-samples", type=click.IntRange(min=10), help="Cap train and test reviews.")
 def train(data_path: str | None, preset: str, epochs: int | None, max_samples: int | None) -> None:
     """Train a model version, register it, and activate it if none is active."""
+    from core.migrate import upgrade_database
     from trainer.data import load_dataset, resolve_data
     from trainer.train import TrainRequest, train_and_register
 
     settings = Settings.from_env()
+    upgrade_database(settings)
     with user_errors():
         dataset = load_dataset(resolve_data(data_path or settings.imdb_data, settings.data_dir))
         row = train_and_register(

@@ -73,6 +73,7 @@ class Scorer:
         forward = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
+            autograph=False,  # a plain call: nothing for autograph to convert
         )
         masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
         return cls(version, preprocessor, forward, masked)

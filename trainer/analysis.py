@@ -11,7 +11,7 @@ from trainer.data import Split
 from trainer.report import pyplot, write_json
 
 TELLING_WORDS = 20
-TELLING_MIN_COUNT = 20  # rarer words give noisy ratios
+TELLING_MIN_SHARE = 0.01  # a word must occur this often per review: rarer ones (names) are noise
 SAMPLES_PER_CLASS = 2
 SAMPLE_CHARS = 400
 
@@ -42,7 +42,7 @@ def analyse(split: Split, preprocessor: Preprocessor, folder: Path) -> dict:
         "share_truncated": float(np.mean(in_vocab > window)) if len(in_vocab) else 0.0,
         "vocabulary_size": preprocessor.num_words,
         "vocabulary_coverage": float(in_vocab.sum() / max(1, lengths.sum())),
-        "telling_words": telling_words(counts),
+        "telling_words": telling_words(counts, max(5, int(len(tokens) * TELLING_MIN_SHARE))),
         "samples": {
             name: [t[:SAMPLE_CHARS] for t, y in zip(split.texts, split.labels, strict=True)
                    if y == label][:SAMPLES_PER_CLASS]
@@ -67,13 +67,14 @@ def describe(values) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def telling_words(counts: dict[int, Counter[str]]) -> dict[str, list[list]]:
-    """Words whose smoothed log-odds of appearing in one class over the other is highest."""
+def telling_words(counts: dict[int, Counter[str]], min_count: int) -> dict[str, list[list]]:
+    """Words, seen at least `min_count` times, whose smoothed log-odds of appearing in one class
+    over the other is highest."""
     totals = {label: sum(c.values()) + len(c) for label, c in counts.items()}
     ratios = []
     for word in counts[0].keys() | counts[1].keys():
         pos, neg = counts[1][word], counts[0][word]
-        if pos + neg >= TELLING_MIN_COUNT:
+        if pos + neg >= min_count:
             ratio = math.log((pos + 1) / totals[1]) - math.log((neg + 1) / totals[0])
             ratios.append((ratio, word))
     ratios.sort()

@@ -41,7 +41,7 @@ def write_training_curves(folder: Path, history: dict[str, list[float]]) -> None
         ax.plot(epochs, history[metric], marker="o", label="train")
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
-        ax.set(title=metric.capitalize(), xlabel="epoch")
+        ax.set(title=metric.capitalize(), xlabel="epoch", xticks=list(epochs))
         ax.legend()
     fig.tight_layout()
     fig.savefig(folder / "curves.png", dpi=100)

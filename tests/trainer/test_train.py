@@ -54,3 +54,17 @@ def test_training_writes_the_reports(tiny_artifact: Path) -> None:
     assert json.loads((report / "misclassified.json").read_text()) == []
     examples = json.loads((report / "examples.json").read_text())
     assert len(examples) == 3 and all(e["sentiment"] in ("positive", "negative") for e in examples)
+
+
+def test_training_is_deterministic_given_a_seed(tmp_path) -> None:
+    from tests.factories import tiny_dataset
+    from trainer.train import TrainRequest, train_into
+
+    results = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        folder = tmp_path / name
+        (folder / "report").mkdir(parents=True)
+        metrics, _ = train_into(folder, tiny_dataset(), TrainRequest("tiny", epochs=3, seed=seed))
+        results.append(metrics["history"]["loss"])
+    assert results[0] == results[1]
+    assert results[0] != results[2]
