@@ -52,7 +52,7 @@ def db_upgrade() -> None:
 
 @cli.command()
 @click.option("--data", "data_path", help="aclImdb folder or .tar.gz, CSV, or JSON lines.")
-@click.option("--preset", default="seed", show_default=True, type=click.Choice(sorted(PRESETS)))
+@click.option("--preset", default="best", show_default=True, type=click.Choice(sorted(PRESETS)))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epochs.")
 @click.option("--max-samples", type=click.IntRange(min=10), help="Cap train and test reviews.")
 def train(data_path: str | None, preset: str, epochs: int | None, max_samples: int | None) -> None:
@@ -216,10 +216,14 @@ def worker(concurrency: int, metrics_port: int | None, loglevel: str) -> None:
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Train a small first model (about a minute).")
+@click.option(
+    "--preset", default="best", show_default=True, type=click.Choice(sorted(PRESETS)),
+    help="What to train when no model is registered (without --quick).",
+)  # fmt: skip
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=1, show_default=True, help="Scoring worker processes.")
-def up(quick: bool, host: str, port: int, workers: int) -> None:
+def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
     registered, then run worker and web together until Ctrl-C."""
     from cli.processes import start_redis, stop, supervise
@@ -244,8 +248,8 @@ def up(quick: bool, host: str, port: int, workers: int) -> None:
             has_model = bool(list_versions(session))
         if not has_model:
             click.echo("no model registered yet: training one first")
-            quick_args = ["--preset", "quick", "--max-samples", str(QUICK_SAMPLES)]
-            command = [sys.executable, "-m", "cli.main", "train", *(quick_args if quick else [])]
+            how = ["--preset", "quick", "--max-samples", str(QUICK_SAMPLES)] if quick else []
+            command = [sys.executable, "-m", "cli.main", "train", *(how or ["--preset", preset])]
             if subprocess.run(command, env=env).returncode != 0:
                 raise click.ClickException("training the first model failed")
         me = [sys.executable, "-m", "cli.main"]
