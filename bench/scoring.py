@@ -227,6 +227,34 @@ def end_to_end(
         service.close()
 
 
+def worker_memory(model_dir: Path, texts: list[str], total: int) -> list[tuple[int, float]]:
+    """Scored reviews and the worker pool's resident memory (MiB), sampled while one worker
+    scores `total` reviews submitted in API batches of 1,000."""
+    import psutil
+
+    service = Service(model_dir, workers=1, batch=Settings().batch_size)
+    try:
+        worker = psutil.Process(service.processes[1].pid)
+
+        def rss() -> float:
+            processes = [worker, *worker.children(recursive=True)]
+            return sum(p.memory_info().rss for p in processes) / 2**20
+
+        start = service.count_finished()
+        samples = [(0, rss())]
+        pool = (texts * (1000 // len(texts) + 1))[:1000]
+        for i in range(total // 1000):
+            service.submit(pool)
+            if i % 10 == 9:
+                samples.append((service.count_finished() - start, rss()))
+        while not service.wait_done(start + total, 15):
+            samples.append((service.count_finished() - start, rss()))
+        samples.append((service.count_finished() - start, rss()))
+        return samples
+    finally:
+        service.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path)
@@ -236,10 +264,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=Settings().batch_size)
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--skip-service", action="store_true", help="Only rows 1-4.")
+    parser.add_argument("--memory", type=int, help="Only: worker memory over this many reviews.")
     args = parser.parse_args()
 
     test = load_dataset(args.data).test.sample(None, 7)
     texts = test.texts[: args.reviews]
+    if args.memory:
+        print("| reviews scored | worker pool RSS, MiB |\n| ---: | ---: |")
+        for scored, mib in worker_memory(args.model, texts, args.memory):
+            print(f"| {scored:,} | {mib:,.0f} |")
+        return
     rows = in_process(args.model, texts, args.notebook_reviews)
     print(f"model {args.model}, {os.cpu_count()} CPUs\n")
     print("| path | reviews | reviews/s | vs (2) | vs (1) |")

@@ -129,6 +129,9 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         "share_truncated": eda["share_truncated"],
     }
     write_json(report / "metrics.json", metrics)
-    model.save(folder / MODEL_FILE)
+    # Saved uncompiled: the optimizer's state would triple the file and serving never uses it.
+    served = keras.models.clone_model(model)
+    served.set_weights(model.get_weights())
+    served.save(folder / MODEL_FILE)
     preprocessor.save(folder / PREPROCESSOR_FILE)
     return metrics, train.fingerprint()
