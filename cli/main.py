@@ -22,12 +22,11 @@ QUICK_SAMPLES = 8000  # reviews for `up --quick`: a usable first model in about 
 
 @contextmanager
 def user_errors():
-    """Turn the errors a user can fix into one line and a non-zero exit."""
-    from trainer.data import DataError
-
+    """Turn the errors a user can fix (bad data files are ValueErrors, unknown versions
+    LookupErrors, damaged artifacts RuntimeErrors) into one line and a non-zero exit."""
     try:
         yield
-    except (DataError, LookupError, ValueError, RuntimeError) as exc:
+    except (LookupError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

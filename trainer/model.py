@@ -76,6 +76,7 @@ PRESETS = {
         epochs=3,
         batch_size=64,
         validation_split=0.1,
+        patience=1,
     ),
     # The `best` architecture in miniature, a few seconds on a handful of reviews: for tests and
     # smoke checks, not for serving.
