@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -231,8 +230,9 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     from core.registry import list_versions
 
     settings = Settings.from_env()
-    shutil.rmtree(settings.metrics_dir, ignore_errors=True)  # counters start again with the pool
     share_metrics(settings)
+    for stale in settings.metrics_dir.glob("*.db"):  # counters start again with the pool
+        stale.unlink()
     env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir))
     # Worker processes share the cores instead of each starting a thread per core.
     env.setdefault("WORKER_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
