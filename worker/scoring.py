@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
@@ -77,7 +78,7 @@ def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence
         metrics.BATCH_SIZE.observe(len(ids))
         now = utcnow()
         session.connection().execute(
-            update(Review.__table__)
+            update(cast(Table, Review.__table__))
             .where(Review.id == bindparam("rid"), Review.status == ReviewStatus.scoring)
             .values(
                 status=ReviewStatus.done,
