@@ -174,7 +174,7 @@ def models_rollback() -> None:
 @click.option("--debug", is_flag=True, help="Flask's development server with reloading.")
 def web(host: str, port: int, workers: int, debug: bool) -> None:
     """Serve the web pages and the JSON API (gunicorn)."""
-    share_metrics(Settings.from_env())
+    service_settings()
     if debug:
         from web.app import create_app
 
@@ -192,6 +192,15 @@ def web(host: str, port: int, workers: int, debug: bool) -> None:
     )  # fmt: skip
 
 
+def service_settings() -> Settings:
+    """Settings for a long-running service, which needs a broker to talk to."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.ClickException("REDIS_URL is not set (`sentiment up` starts a Redis itself)")
+    share_metrics(settings)
+    return settings
+
+
 def share_metrics(settings: Settings) -> None:
     """Point prometheus_client at the machine's shared metrics folder; must run before it is
     imported."""
@@ -205,8 +214,7 @@ def share_metrics(settings: Settings) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int, metrics_port: int | None, loglevel: str) -> None:
     """Score queued reviews in batches with the active model."""
-    settings = Settings.from_env()
-    share_metrics(settings)
+    settings = service_settings()
     from worker.app import run_worker
 
     run_worker(settings, concurrency=concurrency, metrics_port=metrics_port, loglevel=loglevel)

@@ -120,3 +120,13 @@ def test_rollback_needs_an_earlier_version(settings, tiny_model) -> None:
     result = sentiment(settings, "models", "rollback")
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: no earlier active version to roll back to"
+
+
+def test_services_need_a_broker(settings, monkeypatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    for command in ("web", "worker"):
+        result = sentiment(settings, command)
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            "Error: REDIS_URL is not set (`sentiment up` starts a Redis itself)"
+        )
