@@ -70,7 +70,7 @@ def in_process(model_dir: Path, texts: list[str], notebook_n: int) -> list[tuple
     scorer = Scorer.load(model_dir.name, model_dir)
     model = keras.saving.load_model(model_dir / "model.keras", compile=False)
     pre = scorer.preprocessor
-    scorer.score(texts[:64])  # trace the compiled function once
+    scorer.warm_up()  # as a worker does when it starts
     model.predict(pre.pad(pre.encode(texts[:2])), verbose=0)
 
     def notebook(items):  # type: ignore[no-untyped-def]

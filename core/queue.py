@@ -26,6 +26,9 @@ def create_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
+        # A pool process loads and compiles its model before it takes work (about 30 s for the
+        # `best` model on 2 cores); Celery's default would kill it after 4 s.
+        worker_proc_alive_timeout=300,
     )
     return app
 

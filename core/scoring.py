@@ -11,6 +11,13 @@ from core.registry import MODEL_FILE, PREPROCESSOR_FILE, artifact_sha256
 from core.text import Preprocessor
 
 INFERENCE_BATCH = 256  # rows per forward pass; larger gains little on CPU and costs memory
+# The XLA-compiled path compiles once per input shape, so shapes are rounded up to a few sizes:
+# rows to one of ROW_BUCKETS, widths to 16, 32 or a multiple of 64 tokens.
+ROW_BUCKETS = (16, 64, INFERENCE_BATCH)
+
+
+def bucket_width(width: int) -> int:
+    return 16 if width <= 16 else 32 if width <= 32 else -(-width // 64) * 64
 
 
 class ArtifactError(RuntimeError):
@@ -52,6 +59,7 @@ class Scorer:
     preprocessor: Preprocessor
     forward: Any  # compiled function: int32 [batch, time] -> float [batch, 1]
     masked: bool
+    bucketed: bool = False  # `forward` is compiled per shape: round shapes up to buckets
 
     @classmethod
     def load(cls, version: str, artifact_dir: Path, expected_sha256: str | None = None) -> Scorer:
@@ -70,12 +78,17 @@ class Scorer:
     def from_model(cls, version: str, model: Any, preprocessor: Preprocessor) -> Scorer:
         import tensorflow as tf
 
+        from core.fastpath import compile_fast
+
+        masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
+        fast = compile_fast(model)
+        if fast is not None:
+            return cls(version, preprocessor, fast, masked, bucketed=True)
         forward = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
             autograph=False,  # a plain call: nothing for autograph to convert
         )
-        masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
         return cls(version, preprocessor, forward, masked)
 
     def score(self, texts: Sequence[str]) -> list[float]:
@@ -87,7 +100,24 @@ class Scorer:
         scores = np.empty(len(sequences), dtype=np.float32)
         for start in range(0, len(order), INFERENCE_BATCH):
             rows = order[start : start + INFERENCE_BATCH]
-            width = max(1, len(sequences[rows[-1]])) if self.masked else None
-            batch = self.preprocessor.pad([sequences[i] for i in rows], width, right=self.masked)
-            scores[rows] = self.forward(batch).numpy()[:, 0]
+            chunk = [sequences[i] for i in rows]
+            width = max(1, len(chunk[-1])) if self.masked else None
+            if self.bucketed:
+                # Empty rows and extra padding are masked out, so they change no score.
+                width = bucket_width(width or 1)
+                chunk += [[]] * (next(b for b in ROW_BUCKETS if b >= len(chunk)) - len(chunk))
+            batch = self.preprocessor.pad(chunk, width, right=self.masked)
+            scores[rows] = self.forward(batch).numpy()[: len(rows), 0]
         return scores.tolist()
+
+    def warm_up(self) -> None:
+        """Compile every input shape the bucketed path can meet, so that no batch waits for
+        XLA (about 30 s for the `best` model on 2 cores; nothing for a Keras-served model)."""
+        import numpy as np
+
+        if not self.bucketed:
+            return
+        widths = sorted({bucket_width(w) for w in range(1, self.preprocessor.max_len + 1)})
+        for rows in ROW_BUCKETS:
+            for width in widths:
+                self.forward(np.zeros((rows, width), dtype=np.int32))

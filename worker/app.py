@@ -46,7 +46,7 @@ class ProcessState:
             tf.config.threading.set_inter_op_parallelism_threads(1)
         try:
             with self.sessions() as session:
-                self.models.current(session)
+                self.models.current(session).warm_up()
         except Exception:
             log.exception("could not load the active model at start; will retry per batch")
 

@@ -25,11 +25,16 @@ def test_scores_match_keras_predict_on_the_full_window(trained) -> None:
 
     preset, folder = trained
     scorer = Scorer.load("v", folder)
-    assert scorer.masked is (preset == "tiny")
+    assert scorer.masked is scorer.bucketed is (preset == "tiny")  # tiny takes the fast path
     model = keras.saving.load_model(folder / "model.keras", compile=False)
     pre = scorer.preprocessor
     reference = model.predict(pre.pad(pre.encode(TEXTS)), verbose=0)[:, 0]
-    np.testing.assert_allclose(scorer.score(TEXTS), reference, atol=1e-5)
+    scores = np.array(scorer.score(TEXTS))
+    assert np.isfinite(scores).all()
+    # Keras averages a review with no known word ("") over zero steps and answers NaN.
+    known = np.isfinite(reference)
+    assert known.sum() >= len(TEXTS) - 1
+    np.testing.assert_allclose(scores[known], reference[known], atol=1e-5)
 
 
 def test_scores_do_not_depend_on_batch_company(trained, monkeypatch) -> None:
