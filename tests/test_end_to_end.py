@@ -110,6 +110,30 @@ def test_reviews_are_scored_by_a_real_worker(service, tiny_model) -> None:
     assert all(r.status.value == "done" and r.attempts == 1 for r in rows)
 
 
+@pytest.fixture
+def orphaned_reviews(settings, tiny_model) -> list[int]:
+    """Reviews stored as queued whose messages never reached the broker (or were lost)."""
+    from core.db import Review, make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = [Review(text=text) for text in POSITIVE + NEGATIVE]
+        session.add_all(rows)
+        session.commit()
+        ids = [row.id for row in rows]
+    engine.dispose()
+    return ids
+
+
+def test_a_starting_worker_scores_reviews_whose_messages_were_lost(
+    orphaned_reviews, service
+) -> None:
+    settings, base = service
+    results = wait_for_results(base, orphaned_reviews)
+    expected = ["positive"] * len(POSITIVE) + ["negative"] * len(NEGATIVE)
+    assert [results[i]["sentiment"] for i in orphaned_reviews] == expected
+
+
 def test_a_new_active_version_takes_over_without_losing_reviews(
     service, tiny_model, tiny_artifact
 ) -> None:

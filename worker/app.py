@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from core.db import make_engine, make_sessionmaker
 from core.queue import SCORE_TASK, SCORING_QUEUE, create_celery
 from core.settings import Settings
-from worker.scoring import ModelCache, score_batch
+from worker.scoring import ModelCache, requeue_pending, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ def run_worker(
         multiprocess.MultiProcessCollector(registry)
         start_http_server(metrics_port, registry=registry)
     app = create_worker_app(settings)
+    engine = make_engine(settings.database_url)  # disposed before the pool forks
+    requeued = requeue_pending(make_sessionmaker(engine), app)
+    engine.dispose()
+    log.info("re-enqueued %d reviews still pending in the database", requeued)
     app.set_current()
     app.set_default()
     app.worker_main(

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import Table, bindparam, update
+from celery import Celery
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
+from core.queue import enqueue_reviews
 from core.registry import active_version
 from core.scoring import Scorer
 from worker import metrics
@@ -38,6 +40,20 @@ class ModelCache:
             self.scorer = Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
             metrics.MODEL_LOADS.labels(row.version).inc()
         return self.scorer
+
+
+def requeue_pending(sessions: sessionmaker, app: Celery, chunk: int = 1000) -> int:
+    """Enqueue again every review still queued or scoring; returns how many.
+
+    The database, not the broker, is the record of what is owed: a message that a stopped
+    worker had prefetched, or that Redis lost, is sent again. Scoring twice is harmless, since
+    a review already done is skipped.
+    """
+    with sessions() as session:
+        ids = list(session.scalars(select(Review.id).where(Review.status.in_(PENDING))))
+    for start in range(0, len(ids), chunk):
+        enqueue_reviews(app, ids[start : start + chunk])
+    return len(ids)
 
 
 def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence[int]) -> int:

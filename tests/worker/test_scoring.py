@@ -134,3 +134,22 @@ def test_failures_are_counted_by_reason(sessions) -> None:
     before = sample("sentiment_reviews_failed_total", {"reason": "NoActiveModel"})
     score_batch(sessions, ModelCache(), add_reviews(sessions, ["a", "b"]))
     assert sample("sentiment_reviews_failed_total", {"reason": "NoActiveModel"}) == before + 2
+
+
+def test_pending_reviews_are_enqueued_again(settings, sessions, fake_redis) -> None:
+    import base64
+    import json
+
+    from core.queue import SCORING_QUEUE, create_celery
+    from worker.scoring import requeue_pending
+
+    queued = add_reviews(sessions, ["a", "b", "c"])
+    scoring = add_reviews(sessions, ["d"], status=ReviewStatus.scoring)
+    add_reviews(sessions, ["e"], status=ReviewStatus.done)
+    add_reviews(sessions, ["f"], status=ReviewStatus.failed)
+    assert requeue_pending(sessions, create_celery(settings), chunk=2) == 4
+    sent = [
+        json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]
+        for raw in reversed(fake_redis.lrange(SCORING_QUEUE, 0, -1))
+    ]
+    assert sent == [queued[:2], [queued[2], scoring[0]]]
