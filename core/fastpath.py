@@ -42,7 +42,14 @@ def compile_fast(model: Any) -> Any | None:
         if isinstance(rnn, keras.layers.Bidirectional)
         else [rnn]
     )
-    if not all(c.return_sequences and c.activation is keras.activations.tanh for c in cells):
+    standard = all(
+        c.return_sequences
+        and c.cell.use_bias
+        and c.activation is keras.activations.tanh
+        and c.recurrent_activation is keras.activations.sigmoid
+        for c in cells
+    )
+    if not standard or model.layers[-1].activation is not keras.activations.sigmoid:
         return None
     table = embeddings[0].embeddings.numpy()
     directions = []
