@@ -119,6 +119,7 @@ class Service:
         env = dict(
             os.environ, SENTIMENT_VAR=str(self.var), REDIS_URL=redis_url, BATCH_SIZE=str(batch),
             WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // workers)),
+            SECRET_KEY="bench", SUBMIT_RATE_LIMIT="1000000/second",  # the load is one client
         )  # fmt: skip
         me = [sys.executable, "-m", "cli.main"]
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}

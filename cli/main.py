@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -174,7 +175,9 @@ def models_rollback() -> None:
 @click.option("--debug", is_flag=True, help="Flask's development server with reloading.")
 def web(host: str, port: int, workers: int, debug: bool) -> None:
     """Serve the web pages and the JSON API (gunicorn)."""
-    service_settings()
+    settings = service_settings()
+    if not (settings.secret_key or debug):
+        raise click.ClickException("SECRET_KEY is not set: every web process signs forms with it")
     if debug:
         from web.app import create_app
 
@@ -242,6 +245,8 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     for stale in settings.metrics_dir.glob("*.db"):  # counters start again with the pool
         stale.unlink()
     env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir))
+    env.setdefault("SECRET_KEY", secrets.token_hex(32))
+    env.setdefault("ADMIN_TOKEN", secrets.token_urlsafe(16))
     # Worker processes share the cores instead of each starting a thread per core.
     env.setdefault("WORKER_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     children: list[subprocess.Popen] = []
@@ -268,6 +273,10 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
         stop(children)
         raise
     click.echo(f"sentiment service is up: http://{host}:{port}/  (Ctrl-C stops it)")
+    if "ADMIN_TOKEN" not in os.environ:
+        click.echo(
+            f"admin token for this run (set ADMIN_TOKEN to choose one): {env['ADMIN_TOKEN']}"
+        )
     sys.exit(supervise(children))
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -66,22 +67,39 @@ class Review(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    submission: Mapped[str | None] = mapped_column(String(32), index=True)
 
     feedback: Mapped[list[Feedback]] = relationship(back_populates="review")
 
 
 class Feedback(Base):
+    """A user's label for a scored review: one per review and client (a newer one replaces it)."""
+
     __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("review_id", "client", name="uq_feedback_review_client"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
     label: Mapped[Sentiment] = mapped_column(
         Enum(Sentiment, name="sentiment", native_enum=False, length=16)
     )
+    client: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     review: Mapped[Review] = relationship(back_populates="feedback")
+
+
+class IdempotencyKey(Base):
+    """A submission's `Idempotency-Key`: a retried POST with the same key and body gets the
+    same reviews back instead of new ones."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    submission: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ModelVersion(Base):

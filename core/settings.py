@@ -30,6 +30,12 @@ class Settings:
     batch_wait_s: float = 0.05
     worker_threads: int = 0  # TensorFlow threads per scoring process; 0 lets TensorFlow choose
     metrics_dir: Path = Path()  # where this machine's processes share their Prometheus metrics
+    secret_key: str = ""  # signs the pages' CSRF tokens; every web process must share it
+    admin_token: str = ""  # allows activating models and starting retraining; empty: nobody can
+    submit_rate_limit: str = "120/minute"  # per client, API and form together
+    feedback_rate_limit: str = "60/minute"  # per client
+    ratelimit_storage_url: str = ""  # where rate-limit counters live; empty: the broker's Redis
+    proxy_hops: int = 0  # trusted reverse proxies in front of the web, for the client's address
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -52,6 +58,12 @@ class Settings:
             "batch_wait_s": float(env.get("BATCH_WAIT_S", "0.05")),
             "worker_threads": int(env.get("WORKER_THREADS", "0")),
             "metrics_dir": Path(env.get("PROMETHEUS_MULTIPROC_DIR", "")),
+            "secret_key": env.get("SECRET_KEY", ""),
+            "admin_token": env.get("ADMIN_TOKEN", ""),
+            "submit_rate_limit": env.get("SUBMIT_RATE_LIMIT", "120/minute"),
+            "feedback_rate_limit": env.get("FEEDBACK_RATE_LIMIT", "60/minute"),
+            "ratelimit_storage_url": env.get("RATELIMIT_STORAGE_URL", ""),
+            "proxy_hops": int(env.get("PROXY_HOPS", "0")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -3,13 +3,20 @@ trained model, and a real Redis server."""
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import fakeredis
 import pytest
 from kombu.transport import redis as kombu_redis
+from werkzeug.serving import make_server
 
 from cli.processes import start_redis, stop
 from core.db import make_engine, make_sessionmaker
@@ -17,6 +24,9 @@ from core.migrate import upgrade_database
 from core.registry import register_version
 from core.settings import Settings
 from tests.factories import tiny_dataset
+
+ADMIN_TOKEN = "test-admin-token"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +46,8 @@ def settings(tmp_path: Path, migrated_db: Path) -> Settings:
         database_url=f"sqlite:///{database}",
         redis_url="redis://127.0.0.1:6399/0",
         model_dir=tmp_path / "models",
+        admin_token=ADMIN_TOKEN,
+        ratelimit_storage_url="memory://",
     )
 
 
@@ -108,6 +120,35 @@ def add_model(settings: Settings, artifact: Path, *, activate: bool = True) -> s
 @pytest.fixture
 def tiny_model(settings: Settings, tiny_artifact: Path) -> str:
     return add_model(settings, tiny_artifact)
+
+
+def service_env(settings) -> dict[str, str]:
+    env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir), DATABASE_URL=settings.database_url)
+    env.pop("REDIS_URL", None)
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    return env
+
+
+@pytest.fixture
+def service(settings, tiny_model, redis_server, tmp_path):
+    """A real worker process on a real Redis, and the web app served over HTTP; yields the
+    settings and the base URL."""
+    from web.app import create_app
+
+    settings = replace(settings, redis_url=redis_server)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with (tmp_path / "worker.log").open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker"],
+            cwd=ROOT, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield settings, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    stop([worker])
+    print((tmp_path / "worker.log").read_text())  # pytest shows it when the test failed
 
 
 @pytest.fixture

@@ -130,3 +130,13 @@ def test_services_need_a_broker(settings, monkeypatch) -> None:
         assert result.stderr.strip() == (
             "Error: REDIS_URL is not set (`sentiment up` starts a Redis itself)"
         )
+
+
+def test_the_web_service_needs_a_secret_key(settings, monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6399/0")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    result = sentiment(settings, "web")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: SECRET_KEY is not set: every web process signs forms with it"
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import signal
 import socket
 import subprocess
@@ -13,15 +11,13 @@ import threading
 import time
 import urllib.request
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from cli.processes import free_port, stop
+from cli.processes import free_port
+from tests.conftest import ROOT, service_env
 from tests.factories import NEGATIVE, POSITIVE
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
 
 
@@ -47,14 +43,6 @@ def wait_for_results(base: str, ids: list[int], timeout: float = 120) -> dict[in
     raise AssertionError(f"only {len(results)} of {len(ids)} reviews finished in {timeout}s")
 
 
-def service_env(settings) -> dict[str, str]:
-    env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir), DATABASE_URL=settings.database_url)
-    env.pop("REDIS_URL", None)
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
-    return env
-
-
 def submit_and_check(base: str, model_version: str) -> None:
     status, single = call(f"{base}/api/v1/reviews", {"text": POSITIVE[0]})
     assert status == 202
@@ -67,27 +55,6 @@ def submit_and_check(base: str, model_version: str) -> None:
     assert [results[i]["sentiment"] for i in ids] == expected
     assert {results[i]["model_version"] for i in ids} == {model_version}
     assert all(results[i]["status"] == "done" for i in ids)
-
-
-@pytest.fixture
-def service(settings, tiny_model, redis_server, tmp_path):
-    """A real worker process on a real Redis, and the web app served over HTTP; yields the
-    settings and the base URL."""
-    from web.app import create_app
-
-    settings = replace(settings, redis_url=redis_server)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    with (tmp_path / "worker.log").open("w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker"],
-            cwd=ROOT, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield settings, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    stop([worker])
-    print((tmp_path / "worker.log").read_text())  # pytest shows it when the test failed
 
 
 def stored_reviews(settings):  # type: ignore[no-untyped-def]

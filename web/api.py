@@ -1,16 +1,31 @@
-"""JSON API, version 1."""
+"""JSON API, version 1. Each view's docstring carries its OpenAPI operation (web/openapi.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
-from core.db import Feedback, ModelVersion, Review, ReviewStatus, Sentiment, as_utc
-from core.registry import active_version, list_versions
-from core.settings import MAX_BATCH_REVIEWS
-from web.reviews import Rejected, clean_text, get_review, sessions, submit_reviews
+from core.db import ModelVersion, Review, ReviewStatus, Sentiment, as_utc
+from core.registry import active_version, get_version
+from web.admin import activate_model, bearer_token, check_admin, rollback_model
+from web.limits import client_id, feedback_limit, submit_limit
+from web.reviews import (
+    Page,
+    Rejected,
+    check_idempotency_key,
+    clean_text,
+    clean_texts,
+    get_review,
+    list_reviews,
+    parse_choice,
+    parse_page,
+    record_feedback,
+    sessions,
+    submit_reviews,
+)
+from web.stats import collect_stats
 
 api = Blueprint("api", __name__)
 
@@ -26,6 +41,7 @@ def review_public(review: Review) -> dict:
         "sentiment": review.sentiment.value if review.sentiment else None,
         "score": review.score,
         "model_version": review.model_version,
+        "submission": review.submission,
         "created_at": iso(review.created_at),
         "scored_at": iso(review.scored_at),
         "error": review.error,
@@ -39,19 +55,21 @@ def model_public(row: ModelVersion) -> dict:
         "active": row.active,
         "metrics": {k: v for k, v in row.metrics.items() if k != "history"},
         "artifact_sha256": row.artifact_sha256,
+        "data_fingerprint": row.data_fingerprint,
         "parent_version": row.parent_version,
         "created_at": iso(row.created_at),
         "activated_at": iso(row.activated_at),
     }
 
 
-def error(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
-    return jsonify(error={"code": code, "message": message}), status
-
-
-@api.errorhandler(Rejected)
-def rejected(exc: Rejected):  # type: ignore[no-untyped-def]
-    return error(exc.status, exc.code, exc.message)
+def page_public(page: Page, public) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "items": [public(item) for item in page.items],
+        "page": page.page,
+        "per_page": page.per_page,
+        "total": page.total,
+        "pages": page.pages,
+    }
 
 
 def json_body() -> dict:
@@ -61,66 +79,317 @@ def json_body() -> dict:
     return body
 
 
+def require_admin() -> None:
+    check_admin(bearer_token(request.headers.get("Authorization")))
+
+
 @api.post("/api/v1/reviews")
+@submit_limit
 def create_reviews():  # type: ignore[no-untyped-def]
-    body = json_body()
-    if ("text" in body) == ("reviews" in body):
+    """
+    ---
+    post:
+      summary: Submit one review (text) or up to 1,000 (reviews) for scoring
+      parameters:
+        - in: header
+          name: Idempotency-Key
+          schema: {type: string, maxLength: 128}
+          description: A retried request with the same key and body returns the same reviews.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/ReviewCreate"}
+      responses:
+        "202":
+          description: Stored and queued
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/SubmissionPublic"}
+        "400": {$ref: "#/components/responses/Error"}
+        "413": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+        "429": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+    """
+    key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+    payload = json_body()
+    if ("text" in payload) == ("reviews" in payload):
         raise Rejected(400, "invalid_body", 'give either "text" or "reviews"')
-    if "text" in body:
-        (review_id,) = submit_reviews([clean_text(body["text"])])
-        url = url_for("api.show_review", review_id=review_id)
-        return jsonify(id=review_id, status=ReviewStatus.queued.value, url=url), 202
-    items = body["reviews"]
-    if not isinstance(items, list) or not items:
-        raise Rejected(400, "invalid_type", '"reviews" must be a non-empty list')
-    if len(items) > MAX_BATCH_REVIEWS:
-        raise Rejected(413, "too_many_reviews", f"at most {MAX_BATCH_REVIEWS} reviews at once")
-    texts = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise Rejected(400, "invalid_type", f"reviews[{i}] must be an object with a text")
-        texts.append(clean_text(item.get("text"), where=f"reviews[{i}].text"))
-    return jsonify(ids=submit_reviews(texts)), 202
+    if "text" in payload:
+        texts = [clean_text(payload["text"])]
+    else:
+        items = payload["reviews"]
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise Rejected(400, "invalid_type", '"reviews" must be a list of {"text": ...}')
+        texts = clean_texts([item.get("text") for item in items])
+    submission = submit_reviews(texts, idempotency_key=key)
+    ids = submission.review_ids
+    urls = [url_for("api.show_review", review_id=i) for i in ids]
+    body = {"submission": submission.id, "status": ReviewStatus.queued.value, "ids": ids}
+    body |= {"id": ids[0], "url": urls[0]} if "text" in payload else {"urls": urls}
+    response = jsonify(body)
+    response.status_code = 202
+    if submission.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@api.get("/api/v1/reviews")
+def index_reviews():  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: Reviews, newest first, filtered and paginated
+      parameters:
+        - {in: query, name: status, schema: {type: string, enum: [queued, scoring, done, failed]}}
+        - {in: query, name: sentiment, schema: {type: string, enum: [positive, negative]}}
+        - {in: query, name: submission, schema: {type: string, maxLength: 32}}
+        - page
+        - per_page
+      responses:
+        "200":
+          description: One page of reviews
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ReviewPage"}
+        "400": {$ref: "#/components/responses/Error"}
+    """
+    args = request.args
+    page, per_page = parse_page(args.get("page"), args.get("per_page"))
+    found = list_reviews(
+        page=page,
+        per_page=per_page,
+        status=parse_choice(args.get("status"), ReviewStatus, "status"),
+        sentiment=parse_choice(args.get("sentiment"), Sentiment, "sentiment"),
+        submission=args.get("submission"),
+    )
+    return jsonify(page_public(found, review_public))
 
 
 @api.get("/api/v1/reviews/<int:review_id>")
 def show_review(review_id: int):  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: One review and, once scored, its sentiment
+      parameters:
+        - {in: path, name: review_id, required: true, schema: {type: integer}}
+      responses:
+        "200":
+          description: The review
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ReviewPublic"}
+        "404": {$ref: "#/components/responses/Error"}
+    """
     review = get_review(review_id)
     if review is None:
-        return error(404, "not_found", f"no review {review_id}")
+        raise Rejected(404, "not_found", f"no review {review_id}")
     return jsonify(review_public(review))
 
 
 @api.post("/api/v1/reviews/<int:review_id>/feedback")
+@feedback_limit
 def create_feedback(review_id: int):  # type: ignore[no-untyped-def]
+    """
+    ---
+    post:
+      summary: Label a scored review; a client's newer label replaces its earlier one
+      parameters:
+        - {in: path, name: review_id, required: true, schema: {type: integer}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/FeedbackCreate"}
+      responses:
+        "201":
+          description: Recorded
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/FeedbackPublic"}
+        "200":
+          description: Replaced this client's earlier label
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/FeedbackPublic"}
+        "400": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+        "429": {$ref: "#/components/responses/Error"}
+    """
     label = json_body().get("label")
     if label not in {s.value for s in Sentiment}:
         raise Rejected(422, "invalid_label", 'label must be "positive" or "negative"')
-    with sessions() as session:
-        review = session.get(Review, review_id)
-        if review is None:
-            return error(404, "not_found", f"no review {review_id}")
-        if review.status is not ReviewStatus.done:
-            raise Rejected(409, "not_scored", "feedback is taken once the review is scored")
-        feedback = Feedback(review_id=review_id, label=Sentiment(label))
-        session.add(feedback)
-        session.commit()
-        return jsonify(id=feedback.id, review_id=review_id, label=label), 201
+    feedback, created = record_feedback(review_id, Sentiment(label), client_id())
+    return jsonify(id=feedback.id, review_id=review_id, label=label), 201 if created else 200
 
 
 @api.get("/api/v1/models")
-def models():  # type: ignore[no-untyped-def]
+def index_models():  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: Model versions, newest first
+      parameters:
+        - page
+        - per_page
+      responses:
+        "200":
+          description: One page of model versions
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ModelPage"}
+        "400": {$ref: "#/components/responses/Error"}
+    """
+    page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
     with sessions() as session:
-        return jsonify(models=[model_public(row) for row in list_versions(session)])
+        total = session.scalar(select(func.count()).select_from(ModelVersion)) or 0
+        rows = session.scalars(
+            select(ModelVersion)
+            .order_by(ModelVersion.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+        found = Page(list(rows), page, per_page, total)
+    return jsonify(page_public(found, model_public))
+
+
+@api.get("/api/v1/models/<version>")
+def show_model(version: str):  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: One model version with its metrics and training history
+      parameters:
+        - {in: path, name: version, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: The model version
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ModelPublic"}
+        "404": {$ref: "#/components/responses/Error"}
+    """
+    with sessions() as session:
+        row = get_version(session, version)
+    if row is None:
+        raise Rejected(404, "not_found", f"no model version {version}")
+    return jsonify(model_public(row) | {"history": row.metrics.get("history")})
+
+
+@api.post("/api/v1/models/<version>/activate")
+def activate(version: str):  # type: ignore[no-untyped-def]
+    """
+    ---
+    post:
+      summary: Make this version the one workers score with (admin)
+      security: [{admin: []}]
+      parameters:
+        - {in: path, name: version, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: Now active
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ModelPublic"}
+        "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+    """
+    require_admin()
+    return jsonify(model_public(activate_model(version)))
+
+
+@api.post("/api/v1/models/rollback")
+def rollback():  # type: ignore[no-untyped-def]
+    """
+    ---
+    post:
+      summary: Make the previously active version active again (admin)
+      security: [{admin: []}]
+      responses:
+        "200":
+          description: Now active
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ModelPublic"}
+        "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+    """
+    require_admin()
+    return jsonify(model_public(rollback_model()))
+
+
+@api.get("/api/v1/stats")
+def stats():  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: Queue depth, throughput, batch size, latency and feedback, as on the dashboard
+      responses:
+        "200":
+          description: The figures
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Stats"}
+    """
+    return jsonify(collect_stats())
+
+
+@api.get("/api/v1/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: This document
+      responses:
+        "200":
+          description: OpenAPI 3 document
+          content:
+            application/json:
+              schema: {type: object}
+    """
+    return jsonify(current_app.extensions["openapi"])
 
 
 @api.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: The web process is up
+      responses:
+        "200":
+          description: Alive
+          content:
+            application/json:
+              schema: {type: object, properties: {status: {type: string}}}
+    """
     return jsonify(status="ok")
 
 
 @api.get("/readyz")
 def readyz():  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: Database, broker and an active model are all there
+      responses:
+        "200":
+          description: Ready
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Readiness"}
+        "503":
+          description: Not ready; checks says what is missing
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Readiness"}
+    """
     checks = {"database": "unavailable", "broker": "unavailable", "model": "unknown"}
     ready = True
     try:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 import redis
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.db import make_engine, make_sessionmaker
 from core.queue import create_celery
 from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
 from web.api import api
+from web.limits import init_limits
 from web.metrics import metrics
+from web.openapi import build_openapi
 from web.pages import pages
+from web.reviews import Rejected
+
+log = logging.getLogger(__name__)
 
 # The largest legitimate body: a full batch of the longest reviews, as JSON-escaped UTF-8.
 MAX_BODY_BYTES = MAX_BATCH_REVIEWS * MAX_REVIEW_CHARS * 2
@@ -21,21 +32,57 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # Without a configured key each process signs with its own: fine for one process (tests,
+    # --debug); `sentiment web` and `sentiment up` always pass one.
+    app.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # the token lives as long as the session cookie
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.extensions["settings"] = settings
     app.extensions["sessions"] = make_sessionmaker(make_engine(settings.database_url))
     app.extensions["celery"] = create_celery(settings)
     app.extensions["redis"] = redis.Redis.from_url(
         settings.broker_url, socket_timeout=2, socket_connect_timeout=2
     )
+    CSRFProtect(app).exempt(api)
+    init_limits(app)
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_blueprint(metrics)
+    app.extensions["openapi"] = build_openapi(app)
+    register_error_handlers(app)
+    return app
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON errors under /api/, readable pages elsewhere; never a stack trace."""
+
+    def respond(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
+        if request.path.startswith("/api/"):
+            return jsonify(error={"code": code, "message": message}), status
+        return render_template("error.html", status=status, message=message), status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        if request.path.startswith("/api/"):
-            code = (exc.name or "error").lower().replace(" ", "_")
-            return jsonify(error={"code": code, "message": exc.description}), exc.code
-        return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return respond(exc.code or 500, code, exc.description or exc.name)
 
-    return app
+    @app.errorhandler(Rejected)
+    def rejected(exc: Rejected):  # type: ignore[no-untyped-def]
+        return respond(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+        message = "The form had expired or came from elsewhere; reload the page and try again."
+        return respond(400, "csrf_failed", message)
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc: OperationalError):  # type: ignore[no-untyped-def]
+        log.error("database unavailable: %s", exc.orig)
+        message = "The database is unavailable; nothing was stored. Try again shortly."
+        return respond(503, "database_unavailable", message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return respond(500, "internal_error", "Something went wrong on our side.")

@@ -39,6 +39,17 @@ class ServiceCollector(Collector):
 
 @metrics.get("/metrics")
 def prometheus() -> Response:
+    """
+    ---
+    get:
+      summary: Prometheus metrics of the web, the workers on this machine, the queue and reviews
+      responses:
+        "200":
+          description: Prometheus text format
+          content:
+            text/plain:
+              schema: {type: string}
+    """
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)

@@ -1,19 +1,28 @@
-"""Accepting reviews: validation, storage and enqueueing, shared by the API and the pages."""
+"""Accepting reviews and feedback: validation, storage and enqueueing, shared by API and pages."""
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import json
 import logging
+import uuid
+from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db import Review, ReviewStatus
+from core.db import Feedback, IdempotencyKey, Review, ReviewStatus, Sentiment
 from core.queue import enqueue_reviews
 from core.registry import active_version
-from core.settings import MAX_REVIEW_CHARS
+from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 
 log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY = 128  # characters; a UUID or a client's own request id fits easily
+MAX_PER_PAGE = 100  # rows in one page of a list
 
 
 class Rejected(Exception):
@@ -22,6 +31,29 @@ class Rejected(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: str
+    review_ids: list[int]
+    replayed: bool = False  # True when an Idempotency-Key matched an earlier submission
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def sessions() -> Session:
+    return current_app.extensions["sessions"]()
 
 
 def clean_text(value: object, where: str = "text") -> str:
@@ -36,22 +68,65 @@ def clean_text(value: object, where: str = "text") -> str:
     return text
 
 
-def sessions() -> Session:
-    return current_app.extensions["sessions"]()
+def clean_texts(values: list[object], where: str = "reviews") -> list[str]:
+    if not values:
+        raise Rejected(422, "no_reviews", f"{where}: there are no reviews to score")
+    if len(values) > MAX_BATCH_REVIEWS:
+        message = f"{where}: {len(values)} reviews; at most {MAX_BATCH_REVIEWS} at once"
+        raise Rejected(413, "too_many_reviews", message)
+    return [clean_text(value, where=f"{where}[{i}]") for i, value in enumerate(values)]
 
 
-def submit_reviews(texts: list[str]) -> list[int]:
-    """Store the reviews, then enqueue them; returns their ids.
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        message = f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
+        raise Rejected(400, "invalid_idempotency_key", message)
+    return key
+
+
+def _replay(session: Session, key: str, digest: str) -> Submission | None:
+    row = session.get(IdempotencyKey, key)
+    if row is None:
+        return None
+    if row.request_sha256 != digest:
+        message = "this Idempotency-Key was already used for a different request"
+        raise Rejected(422, "idempotency_key_reused", message)
+    ids = session.scalars(
+        select(Review.id).where(Review.submission == row.submission).order_by(Review.id)
+    )
+    return Submission(row.submission, list(ids), replayed=True)
+
+
+def submit_reviews(texts: list[str], *, idempotency_key: str | None = None) -> Submission:
+    """Store the reviews, then enqueue them as one message.
 
     Reviews are committed before they are enqueued, so a worker always finds its row. If the
-    broker refuses them they are marked failed with the reason and the caller gets a 503.
+    broker refuses them they are marked failed with the reason, the key is released so a retry
+    can succeed, and the caller gets a 503. A key seen before returns the earlier submission.
     """
+    digest = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
     with sessions() as session:
+        if idempotency_key and (earlier := _replay(session, idempotency_key, digest)):
+            return earlier
         if active_version(session) is None:
             raise Rejected(503, "no_model", "no model is active yet; try again shortly")
-        reviews = [Review(text=text, status=ReviewStatus.queued) for text in texts]
+        submission = uuid.uuid4().hex
+        reviews = [Review(text=t, status=ReviewStatus.queued, submission=submission) for t in texts]
         session.add_all(reviews)
-        session.commit()
+        if idempotency_key:
+            session.add(
+                IdempotencyKey(key=idempotency_key, request_sha256=digest, submission=submission)
+            )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            earlier = _replay(session, idempotency_key, digest) if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier
         ids = [review.id for review in reviews]
         try:
             enqueue_reviews(current_app.extensions["celery"], ids)
@@ -62,11 +137,94 @@ def submit_reviews(texts: list[str]) -> list[int]:
                 .where(Review.id.in_(ids))
                 .values(status=ReviewStatus.failed, error="the scoring queue was unavailable")
             )
+            session.execute(delete(IdempotencyKey).where(IdempotencyKey.submission == submission))
             session.commit()
             raise Rejected(503, "queue_unavailable", "the scoring queue is unavailable") from exc
-    return ids
+    return Submission(submission, ids)
 
 
 def get_review(review_id: int) -> Review | None:
     with sessions() as session:
-        return session.scalar(select(Review).where(Review.id == review_id))
+        return session.get(Review, review_id)
+
+
+def parse_choice(value: str | None, choices: type[enum.Enum], name: str):  # type: ignore[no-untyped-def]
+    """`value` as a member of `choices`, None when empty; a 400 for anything else."""
+    if not value:
+        return None
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in choices)
+        raise Rejected(400, "invalid_parameter", f"{name} must be one of {allowed}") from None
+
+
+def parse_page(page: str | None, per_page: str | None, default: int = 20) -> tuple[int, int]:
+    try:
+        number = int(page or 1)
+        size = int(per_page or default)
+    except ValueError:
+        raise Rejected(400, "invalid_parameter", "page and per_page must be integers") from None
+    if number < 1 or not 1 <= size <= MAX_PER_PAGE:
+        message = f"page must be 1 or more and per_page between 1 and {MAX_PER_PAGE}"
+        raise Rejected(400, "invalid_parameter", message)
+    return number, size
+
+
+def list_reviews(
+    *,
+    page: int,
+    per_page: int,
+    status: ReviewStatus | None = None,
+    sentiment: Sentiment | None = None,
+    submission: str | None = None,
+) -> Page:
+    """The newest reviews first, filtered."""
+    query = select(Review)
+    if status is not None:
+        query = query.where(Review.status == status)
+    if sentiment is not None:
+        query = query.where(Review.sentiment == sentiment)
+    if submission:
+        query = query.where(Review.submission == submission)
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(
+            query.order_by(Review.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        )
+        return Page(list(rows), page, per_page, total)
+
+
+def record_feedback(review_id: int, label: Sentiment, client: str) -> tuple[Feedback, bool]:
+    """Store `client`'s label for a scored review, replacing the client's earlier one.
+
+    Returns the row and whether it is new.
+    """
+    with sessions() as session:
+        review = session.get(Review, review_id)
+        if review is None:
+            raise Rejected(404, "not_found", f"no review {review_id}")
+        if review.status is not ReviewStatus.done:
+            raise Rejected(409, "not_scored", "feedback is taken once the review is scored")
+        feedback = session.scalar(
+            select(Feedback).where(Feedback.review_id == review_id, Feedback.client == client)
+        )
+        created = feedback is None
+        if feedback is None:
+            feedback = Feedback(review_id=review_id, client=client, label=label)
+            session.add(feedback)
+        else:
+            feedback.label = label
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise Rejected(409, "conflict", "feedback for this review is being recorded") from None
+        return feedback, created
+
+
+def client_feedback(review_id: int, client: str) -> Feedback | None:
+    with sessions() as session:
+        return session.scalar(
+            select(Feedback).where(Feedback.review_id == review_id, Feedback.client == client)
+        )

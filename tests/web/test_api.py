@@ -31,7 +31,14 @@ def test_submitting_one_review_stores_and_enqueues_it(
     response = client.post("/api/v1/reviews", json={"text": "  A lovely film.  "})
     assert response.status_code == 202
     body = response.get_json()
-    assert body == {"id": body["id"], "status": "queued", "url": f"/api/v1/reviews/{body['id']}"}
+    review_id = body["id"]
+    assert body == {
+        "id": review_id,
+        "ids": [review_id],
+        "status": "queued",
+        "url": f"/api/v1/reviews/{review_id}",
+        "submission": body["submission"],
+    }
     assert queued_messages(fake_redis) == [(SCORE_TASK, [[body["id"]]])]
     shown = client.get(body["url"]).get_json()
     assert shown["status"] == "queued" and shown["sentiment"] is None and shown["score"] is None
@@ -60,7 +67,7 @@ def test_submitting_a_batch_enqueues_every_review(client, fake_redis, tiny_model
         ({"json": {"text": " \n\t "}}, 422, "empty_text"),
         ({"json": {"text": "x" * (MAX_REVIEW_CHARS + 1)}}, 413, "text_too_long"),
         ({"json": {"reviews": "a"}}, 400, "invalid_type"),
-        ({"json": {"reviews": []}}, 400, "invalid_type"),
+        ({"json": {"reviews": []}}, 422, "no_reviews"),
         ({"json": {"reviews": ["a"]}}, 400, "invalid_type"),
         ({"json": {"reviews": [{"text": "ok"}, {"text": ""}]}}, 422, "empty_text"),
         ({"json": {"reviews": [{"text": "a"}] * (MAX_BATCH_REVIEWS + 1)}}, 413, "too_many_reviews"),
@@ -172,12 +179,6 @@ def test_feedback_needs_a_scored_review(client, sessions, tiny_model) -> None:
     assert count(sessions, Feedback) == 0
 
 
-def test_models_lists_the_registry(client, tiny_model) -> None:
-    (model,) = client.get("/api/v1/models").get_json()["models"]
-    assert model["version"] == tiny_model and model["active"] is True
-    assert model["metrics"]["test_accuracy"] == 1.0
-
-
 def test_health_and_readiness(client, fake_redis, tiny_model) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
@@ -210,3 +211,114 @@ def test_metrics_report_queue_depth_and_reviews_by_status(client, sessions, tiny
     assert 'sentiment_reviews{status="queued"} 2.0' in lines
     assert 'sentiment_reviews{status="done"} 1.0' in lines
     assert 'sentiment_reviews{status="failed"} 0.0' in lines
+
+
+def test_a_batch_answers_every_id_and_url(client, tiny_model) -> None:
+    body = client.post("/api/v1/reviews", json={"reviews": [{"text": "a"}, {"text": "b"}]}).json
+    assert body["urls"] == [f"/api/v1/reviews/{i}" for i in body["ids"]]
+    assert "id" not in body
+    listed = client.get(f"/api/v1/reviews?submission={body['submission']}").json
+    assert sorted(item["id"] for item in listed["items"]) == body["ids"]
+
+
+def test_a_retried_post_with_the_same_idempotency_key_creates_nothing_new(
+    client, sessions, fake_redis, tiny_model
+) -> None:
+    payload = {"reviews": [{"text": "first"}, {"text": "second"}]}
+    headers = {"Idempotency-Key": "order-42"}
+    first = client.post("/api/v1/reviews", json=payload, headers=headers)
+    again = client.post("/api/v1/reviews", json=payload, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert count(sessions) == 2 and len(queued_messages(fake_redis)) == 1
+    other = client.post("/api/v1/reviews", json=payload, headers={"Idempotency-Key": "order-43"})
+    assert other.json["ids"] != first.json["ids"] and count(sessions) == 4
+
+
+def test_an_idempotency_key_reused_for_another_body_is_refused(client, sessions, tiny_model):
+    headers = {"Idempotency-Key": "k1"}
+    client.post("/api/v1/reviews", json={"text": "one"}, headers=headers)
+    response = client.post("/api/v1/reviews", json={"text": "two"}, headers=headers)
+    assert (response.status_code, response.json["error"]["code"]) == (
+        422,
+        "idempotency_key_reused",
+    )
+    bad = client.post("/api/v1/reviews", json={"text": "x"}, headers={"Idempotency-Key": "k" * 129})
+    assert (bad.status_code, bad.json["error"]["code"]) == (400, "invalid_idempotency_key")
+    assert count(sessions) == 1
+
+
+def test_a_key_whose_enqueue_failed_can_be_retried(
+    app, client, sessions, tiny_model, monkeypatch
+) -> None:
+    headers = {"Idempotency-Key": "retry-me"}
+    with monkeypatch.context() as patch:
+        patch.setattr(app.extensions["celery"], "send_task", _refuse)
+        refused = client.post("/api/v1/reviews", json={"text": "x"}, headers=headers)
+        assert refused.status_code == 503
+    retried = client.post("/api/v1/reviews", json={"text": "x"}, headers=headers)
+    assert retried.status_code == 202 and "Idempotent-Replayed" not in retried.headers
+    assert client.get(retried.json["url"]).json["status"] == "queued"
+
+
+def _refuse(*args, **kwargs):
+    raise redis.ConnectionError("connection refused")
+
+
+def make_reviews(sessions, specs) -> list[int]:
+    from core.db import Sentiment, utcnow
+
+    with sessions() as session:
+        rows = [
+            Review(
+                text=f"review {i}",
+                status=status,
+                sentiment=Sentiment(sentiment) if sentiment else None,
+                score=0.5 if sentiment else None,
+                scored_at=utcnow() if sentiment else None,
+            )
+            for i, (status, sentiment) in enumerate(specs)
+        ]
+        session.add_all(rows)
+        session.commit()
+        return [row.id for row in rows]
+
+
+def test_reviews_are_listed_newest_first_filtered_and_paginated(client, sessions) -> None:
+    done, queued = ReviewStatus.done, ReviewStatus.queued
+    ids = make_reviews(
+        sessions, [(done, "positive")] * 3 + [(done, "negative")] * 2 + [(queued, None)]
+    )
+    everything = client.get("/api/v1/reviews").json
+    assert [item["id"] for item in everything["items"]] == ids[::-1]
+    assert (everything["total"], everything["pages"], everything["page"]) == (6, 1, 1)
+    page = client.get("/api/v1/reviews?per_page=4&page=2").json
+    assert [item["id"] for item in page["items"]] == ids[1::-1]
+    assert (page["total"], page["pages"]) == (6, 2)
+    positive = client.get("/api/v1/reviews?sentiment=positive&status=done").json
+    assert [item["id"] for item in positive["items"]] == ids[2::-1]
+    assert client.get("/api/v1/reviews?status=queued").json["total"] == 1
+    assert client.get("/api/v1/reviews?page=9").json["items"] == []
+
+
+@pytest.mark.parametrize(
+    "query", ["status=nope", "sentiment=meh", "page=0", "page=x", "per_page=0", "per_page=101"]
+)
+def test_bad_list_parameters_are_400(client, query) -> None:
+    response = client.get(f"/api/v1/reviews?{query}")
+    assert (response.status_code, response.json["error"]["code"]) == (400, "invalid_parameter")
+
+
+def test_each_client_has_one_label_per_review(client, sessions) -> None:
+    review_id = make_done_review(sessions)
+    url = f"/api/v1/reviews/{review_id}/feedback"
+    assert client.post(url, json={"label": "negative"}).status_code == 201
+    changed = client.post(url, json={"label": "positive"})
+    assert changed.status_code == 200
+    other = client.post(url, json={"label": "negative"}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 201
+    with sessions() as session:
+        labels = sorted(f.label.value for f in session.scalars(select(Feedback)))
+    assert labels == ["negative", "positive"]

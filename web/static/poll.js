@@ -7,8 +7,10 @@
     if (review.sentiment) {
       document.getElementById("sentiment").textContent = review.sentiment;
       document.getElementById("score").textContent = review.score.toFixed(3);
+      document.getElementById("bar").style.width = (review.score * 100).toFixed(1) + "%";
       document.getElementById("model").textContent = review.model_version;
       document.getElementById("verdict").hidden = false;
+      document.getElementById("feedback").hidden = review.status !== "done";
     }
     if (review.error) {
       const error = document.getElementById("error");

@@ -1,0 +1,115 @@
+"""The pages in a real browser (Debian's Chromium, headless, driven by Selenium) against a real
+worker on a real Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Feedback, Review, make_engine, make_sessionmaker
+from tests.factories import POSITIVE
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+# The browser must not reach for the network: this machine's is closed, and tests need none.
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
+        reason="needs Debian's chromium and chromium-driver (CI installs them)",
+    ),
+]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM or "chromium"
+    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER or "chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def submit_in_form(browser, base: str, text: str) -> int:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{base}/")
+    browser.find_element(By.ID, "text").send_keys(text)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/reviews'] button").click()
+    WebDriverWait(browser, 15).until(ec.url_matches(r"/reviews/\d+$"))
+    return int(browser.current_url.rsplit("/", 1)[1])
+
+
+def feedback_rows(settings) -> list[tuple[int, str]]:
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = [(f.review_id, f.label.value) for f in session.scalars(select(Feedback))]
+    engine.dispose()
+    return rows
+
+
+def test_the_result_appears_without_a_reload_and_wrong_is_recorded(service, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings, base = service
+    review_id = submit_in_form(browser, base, POSITIVE[0])
+    browser.execute_script("window.sameDocument = true")
+    # The worker is still starting, so the page was rendered "queued": only polling can finish it.
+    WebDriverWait(browser, 120).until(ec.text_to_be_present_in_element((By.ID, "status"), "done"))
+    assert browser.execute_script("return window.sameDocument") is True
+    polled = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert f"{base}/api/v1/reviews/{review_id}" in polled
+    assert browser.find_element(By.ID, "sentiment").text == "positive"
+    width = browser.find_element(By.ID, "bar").value_of_css_property("width")
+    assert float(width.removesuffix("px")) > 0
+
+    browser.find_element(By.ID, "wrong").click()
+    WebDriverWait(browser, 15).until(ec.presence_of_element_located((By.ID, "your-label")))
+    assert "recorded that this review is negative" in browser.page_source
+    assert feedback_rows(settings) == [(review_id, "negative")]
+
+
+def test_a_script_in_a_review_is_shown_as_text(service, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    settings, base = service
+    hostile = '<script>document.title="pwned"</script><b id="injected">bold</b>'
+    review_id = submit_in_form(browser, base, hostile)
+    assert browser.find_element(By.CSS_SELECTOR, "blockquote").text == hostile
+    assert browser.title == f"Review {review_id}"
+    assert browser.find_elements(By.ID, "injected") == []
+    browser.get(f"{base}/history")
+    assert hostile[:60] in browser.find_element(By.CSS_SELECTOR, "td.text").text
+    assert browser.find_elements(By.ID, "injected") == [] and browser.title == "History"
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        assert session.get(Review, review_id).text == hostile
+    engine.dispose()

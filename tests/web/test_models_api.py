@@ -1,0 +1,97 @@
+import pytest
+from openapi_spec_validator import validate
+from werkzeug.routing import Rule
+
+from tests.conftest import ADMIN_TOKEN, add_model
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def two_models(settings, tiny_artifact, tiny_model) -> tuple[str, str]:
+    return tiny_model, add_model(settings, tiny_artifact, activate=False)
+
+
+def test_models_are_listed_newest_first_and_paginated(client, two_models) -> None:
+    first, second = two_models
+    body = client.get("/api/v1/models").json
+    assert [m["version"] for m in body["items"]] == [second, first]
+    assert [m["active"] for m in body["items"]] == [False, True]
+    assert body["items"][1]["metrics"]["test_accuracy"] == 1.0
+    assert client.get("/api/v1/models?per_page=1&page=2").json["items"][0]["version"] == first
+    assert client.get("/api/v1/models?per_page=500").status_code == 400
+
+
+def test_one_model_shows_its_history(client, tiny_model) -> None:
+    body = client.get(f"/api/v1/models/{tiny_model}").json
+    assert body["version"] == tiny_model and body["active"] is True
+    missing = client.get("/api/v1/models/v99")
+    assert (missing.status_code, missing.json["error"]["code"]) == (404, "not_found")
+
+
+def test_activation_and_rollback_need_the_admin_token(client, two_models) -> None:
+    first, second = two_models
+    url = f"/api/v1/models/{second}/activate"
+    assert client.post(url).status_code == 401
+    wrong = client.post(url, headers={"Authorization": "Bearer nope"})
+    assert (wrong.status_code, wrong.json["error"]["code"]) == (401, "unauthorized")
+    assert client.post("/api/v1/models/rollback").status_code == 401
+    assert client.get(f"/api/v1/models/{first}").json["active"] is True
+
+
+def test_an_admin_activates_and_rolls_back(client, two_models) -> None:
+    first, second = two_models
+    activated = client.post(f"/api/v1/models/{second}/activate", headers=ADMIN)
+    assert activated.status_code == 200 and activated.json["version"] == second
+    assert client.get("/readyz").json["checks"]["model"] == second
+    rolled = client.post("/api/v1/models/rollback", headers=ADMIN)
+    assert rolled.status_code == 200 and rolled.json["version"] == first
+    assert client.get("/readyz").json["checks"]["model"] == first
+    unknown = client.post("/api/v1/models/v99/activate", headers=ADMIN)
+    assert unknown.status_code == 404
+
+
+def test_rollback_with_no_earlier_version_is_409(client, tiny_model) -> None:
+    response = client.post("/api/v1/models/rollback", headers=ADMIN)
+    assert (response.status_code, response.json["error"]["code"]) == (409, "no_previous_version")
+
+
+def test_without_an_admin_token_configured_nobody_is_admin(settings, fake_redis, tiny_model):
+    from dataclasses import replace
+
+    from web.app import create_app
+
+    client = create_app(replace(settings, admin_token="")).test_client()
+    response = client.post(f"/api/v1/models/{tiny_model}/activate", headers=ADMIN)
+    assert (response.status_code, response.json["error"]["code"]) == (403, "admin_disabled")
+    empty = client.post("/api/v1/models/rollback", headers={"Authorization": "Bearer "})
+    assert empty.status_code == 403
+
+
+def test_the_openapi_document_is_valid_and_matches_the_routes(app, client) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    validate(document)
+    documented = {
+        (path, method.upper())
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+
+    def openapi_path(rule: Rule) -> str:
+        path = rule.rule
+        for argument in rule.arguments:
+            path = path.replace(f"<int:{argument}>", f"{{{argument}}}")
+            path = path.replace(f"<{argument}>", f"{{{argument}}}")
+        return path
+
+    routed = {
+        (openapi_path(rule), method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in {"api", "metrics"}
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert documented == routed
+    assert ("/api/v1/reviews/{review_id}/feedback", "POST") in documented
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert operation["responses"], f"{method} {path} documents no response"

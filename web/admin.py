@@ -1,0 +1,40 @@
+"""Admin actions: the token check and moving the active model."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import current_app
+
+from core.db import ModelVersion
+from core.registry import activate_version, previous_version
+from web.reviews import Rejected, sessions
+
+
+def check_admin(token: str | None) -> None:
+    expected = current_app.extensions["settings"].admin_token
+    if not expected:
+        raise Rejected(403, "admin_disabled", "admin actions are off: ADMIN_TOKEN is not set")
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Rejected(401, "unauthorized", "a valid admin token is required")
+
+
+def bearer_token(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def activate_model(version: str) -> ModelVersion:
+    with sessions() as session:
+        try:
+            return activate_version(session, version)
+        except LookupError:
+            raise Rejected(404, "not_found", f"no model version {version}") from None
+
+
+def rollback_model() -> ModelVersion:
+    with sessions() as session:
+        previous = previous_version(session)
+        if previous is None:
+            raise Rejected(409, "no_previous_version", "no version was active before this one")
+        return activate_version(session, previous.version)

@@ -1,0 +1,36 @@
+"""Who the client is, and the per-client rate limits on submission and feedback.
+
+The counters live in Redis so every web process shares them; if Redis is unreachable the
+limits are skipped rather than failing the request (the submission then fails on its own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def client_id() -> str:
+    """A stable, non-reversible name for the client, stored with its feedback."""
+    return hashlib.sha256(client_address().encode()).hexdigest()[:32]
+
+
+limiter = Limiter(client_address, headers_enabled=True, swallow_errors=True)
+submit_limit = limiter.shared_limit(
+    lambda: current_app.extensions["settings"].submit_rate_limit, scope="submit"
+)
+feedback_limit = limiter.shared_limit(
+    lambda: current_app.extensions["settings"].feedback_rate_limit, scope="feedback"
+)
+
+
+def init_limits(app: Flask) -> None:
+    settings = app.extensions["settings"]
+    app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_url or settings.broker_url
+    limiter.init_app(app)

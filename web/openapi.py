@@ -1,0 +1,151 @@
+"""The OpenAPI 3 document, built from the API's routes and their docstrings at app creation."""
+
+from __future__ import annotations
+
+from apispec import APISpec
+from apispec_webframeworks.flask import FlaskPlugin
+from flask import Flask
+
+from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+
+NULLABLE_STRING = {"type": "string", "nullable": True}
+TIME = {"type": "string", "format": "date-time"}
+TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_REVIEW_CHARS}
+
+
+def page_of(item: str) -> dict:
+    return {
+        "type": "object",
+        "required": ["items", "page", "per_page", "total", "pages"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+            "total": {"type": "integer"},
+            "pages": {"type": "integer"},
+        },
+    }
+
+
+SCHEMAS: dict[str, dict] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "ReviewCreate": {
+        "type": "object",
+        "description": 'Exactly one of "text" and "reviews".',
+        "properties": {
+            "text": TEXT,
+            "reviews": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH_REVIEWS,
+                "items": {"type": "object", "required": ["text"], "properties": {"text": TEXT}},
+            },
+        },
+    },
+    "SubmissionPublic": {
+        "type": "object",
+        "required": ["submission", "status", "ids"],
+        "properties": {
+            "submission": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued"]},
+            "ids": {"type": "array", "items": {"type": "integer"}},
+            "urls": {"type": "array", "items": {"type": "string"}},
+            "id": {"type": "integer", "description": 'Only for a single "text".'},
+            "url": {"type": "string", "description": 'Only for a single "text".'},
+        },
+    },
+    "ReviewPublic": {
+        "type": "object",
+        "required": ["id", "status", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["queued", "scoring", "done", "failed"]},
+            "sentiment": {"type": "string", "enum": ["positive", "negative"], "nullable": True},
+            "score": {"type": "number", "nullable": True, "description": "P(positive)"},
+            "model_version": NULLABLE_STRING,
+            "submission": NULLABLE_STRING,
+            "created_at": TIME,
+            "scored_at": TIME | {"nullable": True},
+            "error": NULLABLE_STRING,
+        },
+    },
+    "ReviewPage": page_of("ReviewPublic"),
+    "FeedbackCreate": {
+        "type": "object",
+        "required": ["label"],
+        "properties": {"label": {"type": "string", "enum": ["positive", "negative"]}},
+    },
+    "FeedbackPublic": {
+        "type": "object",
+        "required": ["id", "review_id", "label"],
+        "properties": {
+            "id": {"type": "integer"},
+            "review_id": {"type": "integer"},
+            "label": {"type": "string", "enum": ["positive", "negative"]},
+        },
+    },
+    "ModelPublic": {
+        "type": "object",
+        "required": ["version", "preset", "active", "metrics"],
+        "properties": {
+            "version": {"type": "string"},
+            "preset": {"type": "string"},
+            "active": {"type": "boolean"},
+            "metrics": {"type": "object"},
+            "artifact_sha256": {"type": "string"},
+            "data_fingerprint": NULLABLE_STRING,
+            "parent_version": NULLABLE_STRING,
+            "created_at": TIME,
+            "activated_at": TIME | {"nullable": True},
+            "history": {"type": "object", "nullable": True},
+        },
+    },
+    "ModelPage": page_of("ModelPublic"),
+    "Stats": {"type": "object", "required": ["queue_depth", "reviews", "feedback"]},
+    "Readiness": {
+        "type": "object",
+        "required": ["ready", "checks"],
+        "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}},
+    },
+}
+
+
+def build_openapi(app: Flask) -> dict:
+    """Every route of the `api` and `metrics` blueprints, as its view's docstring describes it."""
+    spec = APISpec(
+        title="Review sentiment API",
+        version="1",
+        openapi_version="3.0.3",
+        plugins=[FlaskPlugin()],
+        info={"description": "Submit movie reviews for scoring, poll results, give feedback."},
+    )
+    for name, schema in SCHEMAS.items():
+        spec.components.schema(name, schema)
+    spec.components.response(
+        "Error",
+        {
+            "description": "The request was refused; the body says why",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        },
+    )
+    for name, default, maximum in (("page", 1, None), ("per_page", 20, 100)):
+        schema = {"type": "integer", "minimum": 1, "default": default}
+        if maximum:
+            schema["maximum"] = maximum
+        spec.components.parameter(name, "query", {"schema": schema})
+    spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer"})
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint.split(".")[0] in {"api", "metrics"}:
+                spec.path(view=app.view_functions[rule.endpoint], app=app)
+    return spec.to_dict()
