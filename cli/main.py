@@ -224,6 +224,45 @@ def worker(concurrency: int, metrics_port: int | None, loglevel: str) -> None:
 
 
 @cli.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def trainer(loglevel: str) -> None:
+    """Run retraining jobs from the `training` queue, one at a time."""
+    settings = service_settings()
+    from trainer.service import run_trainer
+
+    run_trainer(settings, loglevel=loglevel)
+
+
+@cli.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Send the scheduled jobs (the retraining check every RETRAIN_EVERY_S seconds)."""
+    settings = service_settings()
+    from core.queue import beat_schedule, create_celery
+
+    app = create_celery(settings)
+    app.conf.beat_schedule = beat_schedule(settings)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    schedule = settings.var_dir / "beat-schedule"
+    app.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
+
+
+@cli.command()
+@click.option("--reason", default="started from the command line", show_default=True)
+def retrain(reason: str) -> None:
+    """Run one retraining run now, in this process, and print its record as JSON."""
+    from trainer.retrain import retrain as run_retraining
+
+    with user_errors():  # a run in progress, no active model, unreadable data
+        run = run_retraining(Settings.from_env(), trigger="admin", reason=reason)
+    if run is None:
+        raise click.ClickException("the run did not start")
+    click.echo(json.dumps(run.as_dict()))
+    if run.error:
+        raise click.ClickException(run.error)
+
+
+@cli.command()
 @click.option("--quick", is_flag=True, help="Train a small first model (about a minute).")
 @click.option(
     "--preset", default="best", show_default=True, type=click.Choice(sorted(PRESETS)),
@@ -234,7 +273,7 @@ def worker(concurrency: int, metrics_port: int | None, loglevel: str) -> None:
 @click.option("--workers", default=1, show_default=True, help="Scoring worker processes.")
 def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
-    registered, then run worker and web together until Ctrl-C."""
+    registered, then run workers, trainer, beat and web together until Ctrl-C."""
     from cli.processes import start_redis, stop, supervise
     from core.db import make_engine, make_sessionmaker
     from core.migrate import upgrade_database
@@ -266,6 +305,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
                 raise click.ClickException("training the first model failed")
         me = [sys.executable, "-m", "cli.main"]
         children += [subprocess.Popen([*me, "worker"], env=env) for _ in range(workers)]
+        children += [subprocess.Popen([*me, service], env=env) for service in ("trainer", "beat")]
         children.append(
             subprocess.Popen([*me, "web", "--host", host, "--port", str(port)], env=env)
         )

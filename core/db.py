@@ -118,6 +118,59 @@ class ModelVersion(Base):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class RunStatus(str, enum.Enum):
+    running = "running"
+    promoted = "promoted"
+    rejected = "rejected"
+    failed = "failed"
+
+
+class TrainingRun(Base):
+    """One retraining run: why it started, on what, both models' figures and the decision."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" or "admin"
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[RunStatus] = mapped_column(
+        Enum(RunStatus, name="run_status", native_enum=False, length=16),
+        default=RunStatus.running,
+        index=True,
+    )
+    base_version: Mapped[str | None] = mapped_column(String(64))
+    candidate_version: Mapped[str | None] = mapped_column(String(64))
+    mode: Mapped[str | None] = mapped_column(String(16))  # "fine-tune" or "scratch"
+    mode_reason: Mapped[str | None] = mapped_column(Text)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    decision: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def as_dict(self) -> dict:
+        def iso(moment: datetime | None) -> str | None:
+            return None if moment is None else as_utc(moment).isoformat()
+
+        return {
+            "id": self.id,
+            "trigger": self.trigger,
+            "reason": self.reason,
+            "status": self.status.value,
+            "base_version": self.base_version,
+            "candidate_version": self.candidate_version,
+            "mode": self.mode,
+            "mode_reason": self.mode_reason,
+            "counts": self.counts,
+            "metrics": self.metrics,
+            "decision": self.decision,
+            "error": self.error,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and foreign keys so web and workers can share it."""
     if url.startswith("sqlite"):

@@ -10,6 +10,8 @@ from core.settings import Settings
 
 SCORE_TASK = "worker.score_review"
 SCORING_QUEUE = "scoring"
+RETRAIN_TASK = "trainer.retrain"  # args: trigger ("schedule" or "admin"), reason
+TRAINING_QUEUE = "training"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -40,3 +42,19 @@ def enqueue_reviews(app: Celery, review_ids: Sequence[int]) -> None:
     message; workers gather the messages that arrive separately into batches.
     """
     app.send_task(SCORE_TASK, args=[list(review_ids)], queue=SCORING_QUEUE)
+
+
+def beat_schedule(settings: Settings) -> dict:
+    """What `sentiment beat` sends, and how often."""
+    return {
+        "retrain-on-feedback": {
+            "task": RETRAIN_TASK,
+            "schedule": settings.retrain_every_s,
+            "args": ["schedule", "scheduled check for new feedback"],
+            "options": {"queue": TRAINING_QUEUE},
+        },
+    }
+
+
+def request_retraining(app: Celery, reason: str) -> None:
+    app.send_task(RETRAIN_TASK, args=["admin", reason], queue=TRAINING_QUEUE)

@@ -36,6 +36,14 @@ class Settings:
     feedback_rate_limit: str = "60/minute"  # per client
     ratelimit_storage_url: str = ""  # where rate-limit counters live; empty: the broker's Redis
     proxy_hops: int = 0  # trusted reverse proxies in front of the web, for the client's address
+    retrain_every_s: float = 3600.0  # how often the scheduler checks whether to retrain
+    retrain_min_feedback: int = 100  # new feedback labels needed before a scheduled run
+    feedback_holdout: float = 0.3  # share of labeled reviews kept out of training, for the gate
+    feedback_max_share: float = 0.2  # most of a run's training data that feedback may make up
+    gate_min_gain: float = 0.0  # the candidate must beat the active model on held-out feedback
+    gate_max_imdb_drop: float = 0.005  # and lose at most this much accuracy on IMDb held-out
+    gate_imdb_reviews: int = 2000  # the fixed IMDb held-out set: this many training reviews
+    replay_reviews: int = 5000  # IMDb reviews mixed with the feedback when fine-tuning
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -64,6 +72,14 @@ class Settings:
             "feedback_rate_limit": env.get("FEEDBACK_RATE_LIMIT", "60/minute"),
             "ratelimit_storage_url": env.get("RATELIMIT_STORAGE_URL", ""),
             "proxy_hops": int(env.get("PROXY_HOPS", "0")),
+            "retrain_every_s": float(env.get("RETRAIN_EVERY_S", "3600")),
+            "retrain_min_feedback": int(env.get("RETRAIN_MIN_FEEDBACK", "100")),
+            "feedback_holdout": float(env.get("FEEDBACK_HOLDOUT", "0.3")),
+            "feedback_max_share": float(env.get("FEEDBACK_MAX_SHARE", "0.2")),
+            "gate_min_gain": float(env.get("GATE_MIN_GAIN", "0")),
+            "gate_max_imdb_drop": float(env.get("GATE_MAX_IMDB_DROP", "0.005")),
+            "gate_imdb_reviews": int(env.get("GATE_IMDB_REVIEWS", "2000")),
+            "replay_reviews": int(env.get("REPLAY_REVIEWS", "5000")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

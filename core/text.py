@@ -54,6 +54,9 @@ class Preprocessor:
     def num_words(self) -> int:
         return len(self.vocab) + 1
 
+    def knows(self, word: str) -> bool:
+        return word in self._index
+
     def encode(self, texts: Iterable[str]) -> list[list[int]]:
         index = self._index
         return [

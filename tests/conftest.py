@@ -48,6 +48,9 @@ def settings(tmp_path: Path, migrated_db: Path) -> Settings:
         model_dir=tmp_path / "models",
         admin_token=ADMIN_TOKEN,
         ratelimit_storage_url="memory://",
+        # Tests submit from one address; the rate-limit tests set their own limits.
+        submit_rate_limit="10000/minute",
+        feedback_rate_limit="10000/minute",
     )
 
 

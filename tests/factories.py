@@ -62,3 +62,14 @@ def write_jsonl(path: Path, label_style: str = "word") -> Path:
     rows += [{"text": t, "label": label(False)} for t in NEGATIVE]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
+
+
+SUBJECTS = ["the plot", "the acting", "the music", "the ending", "the cast", "the story",
+            "the script", "the camera work", "the pacing", "the dialogue"]  # fmt: skip
+VERBS = ["was", "felt", "seemed", "looked"]
+
+
+def new_word_reviews(word: str) -> list[str]:
+    """Neutral sentences whose sentiment rests on `word` alone, which the written training
+    reviews never contain."""
+    return [f"{subject} {verb} {word}" for subject in SUBJECTS for verb in VERBS]

@@ -124,7 +124,7 @@ def test_rollback_needs_an_earlier_version(settings, tiny_model) -> None:
 
 def test_services_need_a_broker(settings, monkeypatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    for command in ("web", "worker"):
+    for command in ("web", "worker", "trainer", "beat"):
         result = sentiment(settings, command)
         assert result.returncode == 1
         assert result.stderr.strip() == (

@@ -163,6 +163,9 @@ def test_sentiment_up_runs_everything_and_stops_it_on_ctrl_c(
         assert float(metrics["sentiment_batch_size_sum"]) == reviews
         assert float(metrics["sentiment_batch_size_count"]) < reviews  # batches were gathered
         assert float(metrics['sentiment_reviews{status="done"}']) == reviews
+        while not ("beat: Starting" in "".join(output) and "trainer@" in "".join(output)):
+            assert time.monotonic() < deadline + 60, "".join(output)
+            time.sleep(0.5)
     finally:
         up.send_signal(signal.SIGINT)
         status = up.wait(30)

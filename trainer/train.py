@@ -32,14 +32,14 @@ class TrainRequest:
     epochs: int | None = None
     max_samples: int | None = None  # caps the train and the test reviews each, for quick runs
     seed: int = DEFAULT_SEED
+    base: Path | None = None  # an artifact to continue training from, with its vocabulary
+    learning_rate: float | None = None  # the optimizer's; None keeps the preset's (Adam default)
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
     """Train, evaluate on `dataset.test`, write the reports, register; returns the new row."""
-    settings.model_dir.mkdir(parents=True, exist_ok=True)
-    staged = settings.model_dir / f".staging-{uuid.uuid4().hex}"
-    (staged / REPORT_DIR).mkdir(parents=True)
-    metrics, fingerprint = train_into(staged, dataset, request)
+    staged = staging_dir(settings)
+    metrics, fingerprint, _ = train_into(staged, dataset, request)
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -55,9 +55,16 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
         engine.dispose()
 
 
-def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[dict, str]:
-    """Write the model, its preprocessor and its reports into `folder`; returns the metrics
-    and the training data's fingerprint."""
+def staging_dir(settings: Settings) -> Path:
+    """A fresh folder beside the versions, moved into place when the version is registered."""
+    staged = settings.model_dir / f".staging-{uuid.uuid4().hex}"
+    (staged / REPORT_DIR).mkdir(parents=True)
+    return staged
+
+
+def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[dict, str, Scorer]:
+    """Write the model, its preprocessor and its reports into `folder`; returns the metrics,
+    the training data's fingerprint and a scorer for the trained model."""
     import keras
     import tensorflow as tf
 
@@ -73,9 +80,20 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     report = folder / REPORT_DIR
 
     started = time.monotonic()
-    preprocessor = Preprocessor.fit(train.texts, num_words=preset.num_words, max_len=preset.max_len)
+    if request.base:
+        import core.layers  # noqa: F401  (registers the custom layers the model may use)
+
+        preprocessor = Preprocessor.load(request.base / PREPROCESSOR_FILE)
+        model = keras.models.load_model(request.base / MODEL_FILE, compile=False)
+    else:
+        preprocessor = Preprocessor.fit(
+            train.texts, num_words=preset.num_words, max_len=preset.max_len
+        )
+        model = build_model(preset)
+    if request.base or request.learning_rate:
+        optimizer = keras.optimizers.Adam(learning_rate=request.learning_rate or 0.001)
+        model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     eda = analyse(train, preprocessor, report)
-    model = build_model(preset)
     callbacks = []
     if preset.patience:
         callbacks.append(
@@ -127,6 +145,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         "parameters": int(model.count_params()),
         "seed": request.seed,
         "share_truncated": eda["share_truncated"],
+        "continued_from": str(request.base) if request.base else None,
     }
     write_json(report / "metrics.json", metrics)
     # Saved uncompiled: the optimizer's state would triple the file and serving never uses it.
@@ -134,4 +153,4 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     served.set_weights(model.get_weights())
     served.save(folder / MODEL_FILE)
     preprocessor.save(folder / PREPROCESSOR_FILE)
-    return metrics, train.fingerprint()
+    return metrics, train.fingerprint(), scorer

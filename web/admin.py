@@ -7,7 +7,9 @@ import hmac
 from flask import current_app
 
 from core.db import ModelVersion
+from core.queue import request_retraining
 from core.registry import activate_version, previous_version
+from core.runs import running_run
 from web.reviews import Rejected, sessions
 
 
@@ -38,3 +40,15 @@ def rollback_model() -> ModelVersion:
         if previous is None:
             raise Rejected(409, "no_previous_version", "no version was active before this one")
         return activate_version(session, previous.version)
+
+
+def start_retraining() -> None:
+    """Ask the trainer for a run now; refused while one is in progress."""
+    with sessions() as session:
+        running = running_run(session)
+    if running is not None:
+        raise Rejected(409, "run_in_progress", f"retraining run {running.id} is still in progress")
+    try:
+        request_retraining(current_app.extensions["celery"], "requested by an admin")
+    except Exception as exc:
+        raise Rejected(503, "queue_unavailable", "the training queue is unavailable") from exc

@@ -7,9 +7,15 @@ from datetime import datetime
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import func, select, text
 
-from core.db import ModelVersion, Review, ReviewStatus, Sentiment, as_utc
+from core.db import ModelVersion, Review, ReviewStatus, Sentiment, TrainingRun, as_utc
 from core.registry import active_version, get_version
-from web.admin import activate_model, bearer_token, check_admin, rollback_model
+from web.admin import (
+    activate_model,
+    bearer_token,
+    check_admin,
+    rollback_model,
+    start_retraining,
+)
 from web.limits import client_id, feedback_limit, submit_limit
 from web.reviews import (
     Page,
@@ -322,6 +328,60 @@ def rollback():  # type: ignore[no-untyped-def]
     """
     require_admin()
     return jsonify(model_public(rollback_model()))
+
+
+@api.post("/api/v1/retrain")
+def retrain():  # type: ignore[no-untyped-def]
+    """
+    ---
+    post:
+      summary: Start a retraining run on the feedback so far (admin)
+      security: [{admin: []}]
+      responses:
+        "202":
+          description: Queued for the trainer
+          content:
+            application/json:
+              schema: {type: object, properties: {status: {type: string, enum: [queued]}}}
+        "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+    """
+    require_admin()
+    start_retraining()
+    return jsonify(status="queued"), 202
+
+
+@api.get("/api/v1/training-runs")
+def training_runs():  # type: ignore[no-untyped-def]
+    """
+    ---
+    get:
+      summary: Retraining runs, newest first, with their data counts, both models' figures and
+        the decision
+      parameters:
+        - page
+        - per_page
+      responses:
+        "200":
+          description: One page of runs
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/RunPage"}
+        "400": {$ref: "#/components/responses/Error"}
+    """
+    page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(TrainingRun)) or 0
+        rows = session.scalars(
+            select(TrainingRun)
+            .order_by(TrainingRun.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+        found = Page(list(rows), page, per_page, total)
+    return jsonify(page_public(found, TrainingRun.as_dict))
 
 
 @api.get("/api/v1/stats")

@@ -13,11 +13,12 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from sqlalchemy import select
 
-from core.db import ReviewStatus, Sentiment
+from core.db import ReviewStatus, Sentiment, TrainingRun
 from core.registry import get_version, list_versions, previous_version
 from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
-from web.admin import activate_model, check_admin, rollback_model
+from web.admin import activate_model, check_admin, rollback_model, start_retraining
 from web.limits import client_id, feedback_limit, submit_limit
 from web.reviews import (
     Rejected,
@@ -43,6 +44,7 @@ REPORT_PLOTS = {
     "roc.png": "ROC curve on the test set",
     "eda.png": "Exploratory analysis of the training data",
 }
+RUNS_SHOWN = 20  # retraining runs listed on the models page
 OPPOSITE = {Sentiment.positive: Sentiment.negative, Sentiment.negative: Sentiment.positive}
 
 
@@ -141,6 +143,9 @@ def models():  # type: ignore[no-untyped-def]
     with sessions() as session:
         rows = list_versions(session)
         previous = previous_version(session)
+        runs = list(
+            session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(RUNS_SHOWN))
+        )
     plots = {
         row.version: [
             (name, title)
@@ -149,7 +154,7 @@ def models():  # type: ignore[no-untyped-def]
         ]
         for row in rows
     }
-    return render_template("models.html", rows=rows, plots=plots, previous=previous)
+    return render_template("models.html", rows=rows, plots=plots, previous=previous, runs=runs)
 
 
 @pages.get("/models/<version>/report/<name>")
@@ -171,14 +176,19 @@ def rollback():  # type: ignore[no-untyped-def]
     return admin_action(rollback_model)
 
 
-def admin_action(action):  # type: ignore[no-untyped-def]
+@pages.post("/models/retrain")
+def retrain():  # type: ignore[no-untyped-def]
+    return admin_action(start_retraining, "Retraining is queued; its run appears below.")
+
+
+def admin_action(action, done: str = "Version {row.version} is now active."):  # type: ignore[no-untyped-def]
     try:
         check_admin(request.form.get("token"))
         row = action()
     except Rejected as exc:
         flash(exc.message[0].upper() + exc.message[1:] + ".", "error")
     else:
-        flash(f"Version {row.version} is now active.")
+        flash(done.format(row=row))
     return redirect(url_for("pages.models"), code=303)
 
 

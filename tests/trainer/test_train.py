@@ -64,7 +64,9 @@ def test_training_is_deterministic_given_a_seed(tmp_path) -> None:
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         folder = tmp_path / name
         (folder / "report").mkdir(parents=True)
-        metrics, _ = train_into(folder, tiny_dataset(), TrainRequest("tiny", epochs=3, seed=seed))
+        metrics, _, _ = train_into(
+            folder, tiny_dataset(), TrainRequest("tiny", epochs=3, seed=seed)
+        )
         results.append(metrics["history"]["loss"])
     assert results[0] == results[1]
     assert results[0] != results[2]

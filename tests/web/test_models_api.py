@@ -95,3 +95,46 @@ def test_the_openapi_document_is_valid_and_matches_the_routes(app, client) -> No
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             assert operation["responses"], f"{method} {path} documents no response"
+
+
+def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis, tiny_model):
+    import base64
+    import json
+
+    from core.db import RunStatus, TrainingRun
+    from core.queue import RETRAIN_TASK, TRAINING_QUEUE
+
+    assert client.post("/api/v1/retrain").status_code == 401
+    response = client.post("/api/v1/retrain", headers=ADMIN)
+    assert response.status_code == 202 and response.json == {"status": "queued"}
+    (raw,) = fake_redis.lrange(TRAINING_QUEUE, 0, -1)
+    message = json.loads(raw)
+    args, _, _ = json.loads(base64.b64decode(message["body"]))
+    assert message["headers"]["task"] == RETRAIN_TASK
+    assert args == ["admin", "requested by an admin"]
+    with sessions() as session:
+        session.add(TrainingRun(trigger="admin", reason="x", status=RunStatus.running))
+        session.commit()
+    busy = client.post("/api/v1/retrain", headers=ADMIN)
+    assert (busy.status_code, busy.json["error"]["code"]) == (409, "run_in_progress")
+    assert fake_redis.llen(TRAINING_QUEUE) == 1
+
+
+def test_training_runs_are_listed_newest_first(client, sessions) -> None:
+    from core.db import RunStatus, TrainingRun
+
+    with sessions() as session:
+        session.add_all(
+            [
+                TrainingRun(trigger="schedule", reason="120 new labels", status=RunStatus.rejected,
+                            decision="not better on held-out feedback: 0.600 vs 0.600"),
+                TrainingRun(trigger="admin", reason="requested by an admin"),
+            ]
+        )  # fmt: skip
+        session.commit()
+    body = client.get("/api/v1/training-runs").json
+    assert [run["trigger"] for run in body["items"]] == ["admin", "schedule"]
+    assert body["items"][0]["status"] == "running" and body["total"] == 2
+    assert body["items"][1]["decision"].startswith("not better")
+    page = client.get("/models").get_data(as_text=True)
+    assert "120 new labels" in page and "not better on held-out feedback" in page

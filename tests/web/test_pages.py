@@ -216,3 +216,14 @@ def test_unknown_review_page_is_404(client) -> None:
     response = client.get("/reviews/12345")
     assert response.status_code == 404
     assert "There is no review 12345." in response.get_data(as_text=True)
+
+
+def test_retraining_is_started_from_the_models_page(client, fake_redis, tiny_model) -> None:
+    from core.queue import TRAINING_QUEUE
+
+    token = csrf(client, "/models")
+    client.post("/models/retrain", data={"token": "nope", "csrf_token": token})
+    assert fake_redis.llen(TRAINING_QUEUE) == 0
+    response = client.post("/models/retrain", data={"token": ADMIN_TOKEN, "csrf_token": token})
+    assert response.status_code == 303 and fake_redis.llen(TRAINING_QUEUE) == 1
+    assert "Retraining is queued" in client.get("/models").get_data(as_text=True)

@@ -1,0 +1,138 @@
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Feedback, Review, ReviewStatus, RunStatus, Sentiment, TrainingRun
+from core.registry import active_version, get_version
+from core.text import Preprocessor
+from tests.factories import NEGATIVE, POSITIVE, new_word_reviews, write_imdb_folder
+from trainer.retrain import (
+    cap_share,
+    choose_mode,
+    collect_feedback,
+    held_out,
+    judge,
+    retrain,
+    should_retrain,
+)
+
+
+def add_labeled(sessions, texts, votes_per_text) -> list[int]:
+    """Scored reviews with feedback: `votes_per_text[i]` is a list of labels, one per client."""
+    with sessions() as session:
+        reviews = [
+            Review(text=t, status=ReviewStatus.done, sentiment=Sentiment.positive, score=0.6)
+            for t in texts
+        ]
+        session.add_all(reviews)
+        session.flush()
+        for review, votes in zip(reviews, votes_per_text, strict=True):
+            session.add_all(
+                Feedback(review_id=review.id, label=Sentiment(label), client=f"client-{i}")
+                for i, label in enumerate(votes)
+            )
+        session.commit()
+        return [review.id for review in reviews]
+
+
+def test_feedback_is_one_label_per_review_by_majority_and_ties_are_dropped(sessions) -> None:
+    ids = add_labeled(
+        sessions,
+        ["two for one", "a tie", "alone"],
+        [["positive", "positive", "negative"], ["positive", "negative"], ["negative"]],
+    )
+    with sessions() as session:
+        labeled, ties = collect_feedback(session)
+    assert [(item.review_id, item.label) for item in labeled] == [(ids[0], 1), (ids[2], 0)]
+    assert ties == 1
+
+
+def test_the_feedback_holdout_is_stable_and_near_its_share() -> None:
+    chosen = [i for i in range(4000) if held_out(i, 0.3)]
+    assert chosen == [i for i in range(4000) if held_out(i, 0.3)]
+    assert 0.27 < len(chosen) / 4000 < 0.33
+    assert not any(held_out(i, 0.0) for i in range(100))
+
+
+def test_feedback_is_capped_to_its_share_of_the_training_data() -> None:
+    items = list(range(100))
+    assert cap_share(items, others=400, max_share=0.2) == items
+    capped = cap_share(items, others=200, max_share=0.2)
+    assert len(capped) == 50 and set(capped) <= set(items)
+    assert cap_share(items, others=200, max_share=0.2) == capped
+
+
+def test_new_words_in_the_feedback_mean_training_from_scratch() -> None:
+    preprocessor = Preprocessor.fit(POSITIVE + NEGATIVE, num_words=1000, max_len=50)
+    mode, why = choose_mode(preprocessor, new_word_reviews("zorgly")[:5])
+    assert mode == "scratch" and "zorgly" in why and "from scratch" in why
+    mode, why = choose_mode(preprocessor, POSITIVE)
+    assert mode == "fine-tune" and "continues from the active model" in why
+
+
+@pytest.mark.parametrize(
+    ("candidate", "active", "promote", "reason"),
+    [
+        ((0.9, 0.80), (0.6, 0.80), True, "better on held-out feedback (0.900 vs 0.600)"),
+        ((0.9, 0.796), (0.6, 0.80), True, "within 0.5 points on IMDb held-out"),
+        ((0.6, 0.90), (0.6, 0.80), False, "not better on held-out feedback: 0.600 vs 0.600"),
+        ((0.9, 0.79), (0.6, 0.80), False, "IMDb held-out accuracy fell 1.0 points"),
+        ((None, 0.80), (None, 0.80), False, "no held-out feedback"),
+    ],
+)
+def test_the_gate(settings, candidate, active, promote, reason) -> None:
+    def figures(pair):
+        return {"feedback_accuracy": pair[0], "imdb_accuracy": pair[1]}
+
+    verdict = judge(figures(candidate), figures(active), settings)
+    assert verdict.promote is promote and reason in verdict.reason
+
+
+def test_a_scheduled_run_waits_for_enough_new_feedback(settings, sessions, tiny_model) -> None:
+    settings = replace(settings, retrain_min_feedback=3)
+    add_labeled(sessions, ["a", "b"], [["positive"], ["negative"]])
+    with sessions() as session:
+        assert should_retrain(session, settings) is None
+    add_labeled(sessions, ["c"], [["positive"]])
+    with sessions() as session:
+        assert should_retrain(session, settings) == "3 new feedback labels (threshold 3)"
+        session.add(TrainingRun(trigger="schedule", reason="x", status=RunStatus.rejected))
+        session.commit()
+        assert should_retrain(session, settings) is None
+    assert retrain(settings, trigger="schedule") is None
+
+
+def test_a_run_continues_from_the_active_model_when_the_vocabulary_suffices(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    settings = replace(
+        settings,
+        imdb_data=str(write_imdb_folder(tmp_path / "imdb")),
+        feedback_max_share=0.5,
+        feedback_holdout=0.5,
+    )
+    add_labeled(sessions, POSITIVE + NEGATIVE, [["positive"]] * 6 + [["negative"]] * 6)
+    run = retrain(settings, trigger="admin", reason="test")
+    assert run.mode == "fine-tune" and run.error is None
+    assert run.status in (RunStatus.promoted, RunStatus.rejected) and run.decision
+    assert run.counts["labeled_reviews"] == 12
+    assert run.counts["feedback_train"] + run.counts["feedback_holdout"] == 12
+    assert run.metrics["candidate"]["imdb_accuracy"] is not None
+    with sessions() as session:
+        candidate = get_version(session, run.candidate_version)
+        assert candidate.parent_version == tiny_model
+        assert candidate.metrics["continued_from"].endswith(f"/{tiny_model}")
+        assert candidate.metrics["gate"]["promoted"] is (run.status is RunStatus.promoted)
+        active = active_version(session).version
+        assert active == (candidate.version if run.status is RunStatus.promoted else tiny_model)
+        (recorded,) = session.scalars(select(TrainingRun))
+        assert recorded.finished_at is not None and recorded.counts["seconds"] > 0
+
+
+def test_a_run_that_fails_is_recorded_with_its_reason(settings, sessions, tiny_model) -> None:
+    settings = replace(settings, imdb_data=str(settings.var_dir / "missing.tar.gz"))
+    run = retrain(settings, trigger="admin", reason="test")
+    assert run.status is RunStatus.failed and "missing.tar.gz" in run.error
+    assert run.finished_at is not None and run.candidate_version is None
+    assert not list(settings.model_dir.glob(".staging-*"))

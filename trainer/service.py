@@ -1,0 +1,51 @@
+"""The trainer service: a Celery worker on its own `training` queue, so a long run never blocks
+scoring, one run at a time."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+
+from core.queue import RETRAIN_TASK, TRAINING_QUEUE, create_celery
+from core.settings import Settings
+from trainer.retrain import RunInProgress, retrain
+
+log = logging.getLogger(__name__)
+
+
+def create_trainer_app(settings: Settings) -> Celery:
+    app = create_celery(settings)
+    # A run takes minutes: take one message at a time, and acknowledge it before starting, so a
+    # run that dies is not repeated on its own (the next scheduled check decides again).
+    app.conf.update(worker_prefetch_multiplier=1, task_acks_late=False)
+
+    @app.task(name=RETRAIN_TASK)
+    def retrain_task(trigger: str, reason: str) -> None:
+        try:
+            run = retrain(settings, trigger=trigger, reason=reason)
+        except RunInProgress as exc:
+            log.warning("%s: skipped (%s)", reason, exc)
+            return
+        if run is None:
+            log.info("not enough new feedback to retrain")
+        else:
+            log.info("run %d: %s (%s)", run.id, run.status.value, run.decision or run.error)
+
+    return app
+
+
+def run_trainer(settings: Settings, loglevel: str = "INFO") -> None:
+    app = create_trainer_app(settings)
+    app.set_current()
+    app.worker_main(
+        [
+            "worker",
+            f"--queues={TRAINING_QUEUE}",
+            "--pool=solo",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname=trainer@%h",
+        ]
+    )
