@@ -12,6 +12,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -51,6 +52,7 @@ class Sentiment(str, enum.Enum):
 
 class Review(Base):
     __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_status_updated_at", "status", "updated_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
@@ -69,6 +71,10 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     submission: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The batch that holds a review in `scoring`: only that batch may write its result.
+    claim: Mapped[str | None] = mapped_column(String(32))
+    # When the review was last queued or claimed; the reconciler re-sends it after a deadline.
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     feedback: Mapped[list[Feedback]] = relationship(back_populates="review")
 

@@ -12,6 +12,10 @@ SCORE_TASK = "worker.score_review"
 SCORING_QUEUE = "scoring"
 RETRAIN_TASK = "trainer.retrain"  # args: trigger ("schedule" or "admin"), reason
 TRAINING_QUEUE = "training"
+RECONCILE_TASK = "worker.reconcile"
+# Beside the scoring queue, so a long backlog never delays the reconciler.
+MAINTENANCE_QUEUE = "maintenance"
+VISIBILITY_TIMEOUT_S = 3600
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -26,7 +30,8 @@ def create_celery(settings: Settings) -> Celery:
         # A worker holds two batches' worth of unacknowledged messages: one scoring, one filling.
         worker_prefetch_multiplier=2 * settings.batch_size,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # Longer than any batch takes; a message unacknowledged this long is delivered again.
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         worker_hijack_root_logger=False,
         # A pool process loads and compiles its model before it takes work (about 30 s for the
         # `best` model on 2 cores); Celery's default would kill it after 4 s.
@@ -47,6 +52,11 @@ def enqueue_reviews(app: Celery, review_ids: Sequence[int]) -> None:
 def beat_schedule(settings: Settings) -> dict:
     """What `sentiment beat` sends, and how often."""
     return {
+        "reconcile": {
+            "task": RECONCILE_TASK,
+            "schedule": settings.reconcile_every_s,
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reconcile_every_s},
+        },
         "retrain-on-feedback": {
             "task": RETRAIN_TASK,
             "schedule": settings.retrain_every_s,

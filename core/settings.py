@@ -44,6 +44,11 @@ class Settings:
     gate_max_imdb_drop: float = 0.005  # and lose at most this much accuracy on IMDb held-out
     gate_imdb_reviews: int = 2000  # the fixed IMDb held-out set: this many training reviews
     replay_reviews: int = 5000  # IMDb reviews mixed with the feedback when fine-tuning
+    max_attempts: int = 3  # tries at scoring a review before it is failed with the reason
+    reconcile_every_s: float = 60.0  # how often the reconciler looks for stuck reviews
+    # A review queued or scoring this long without moving is sent again; far above a batch's
+    # scoring time (seconds), below the broker's visibility timeout (an hour).
+    reconcile_after_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -80,6 +85,9 @@ class Settings:
             "gate_max_imdb_drop": float(env.get("GATE_MAX_IMDB_DROP", "0.005")),
             "gate_imdb_reviews": int(env.get("GATE_IMDB_REVIEWS", "2000")),
             "replay_reviews": int(env.get("REPLAY_REVIEWS", "5000")),
+            "max_attempts": int(env.get("MAX_ATTEMPTS", "3")),
+            "reconcile_every_s": float(env.get("RECONCILE_EVERY_S", "60")),
+            "reconcile_after_s": float(env.get("RECONCILE_AFTER_S", "300")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

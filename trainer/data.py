@@ -42,6 +42,14 @@ class Split:
         order = order[:n] if n else order
         return Split([self.texts[i] for i in order], [self.labels[i] for i in order])
 
+    def hold_out(self, n: int, seed: int = 1337) -> tuple[Split, Split]:
+        """A fixed random slice of `n` examples (at most a fifth), and the rest: the same slice
+        for the same data and seed, so every model trained on the rest can be compared on it."""
+        shuffled = self.sample(None, seed)
+        n = min(n, len(shuffled.texts) // 5)
+        held = Split(shuffled.texts[:n], shuffled.labels[:n])
+        return held, Split(shuffled.texts[n:], shuffled.labels[n:])
+
     def fingerprint(self) -> str:
         """A checksum of the examples that does not depend on their order."""
         digest = hashlib.sha256()

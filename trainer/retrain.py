@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 FINE_TUNE_EPOCHS = 3
 FINE_TUNE_LEARNING_RATE = 3e-4  # a third of Adam's default: adjust the model, don't restart it
-NEW_WORD_MIN_REVIEWS = 3  # a word outside the vocabulary in this many labeled reviews grows it
+# A word outside the vocabulary in this share of the labeled reviews (and at least 3) grows it;
+# rarer ones (numbers, names, typos) are what any vocabulary leaves out.
+NEW_WORD_MIN_SHARE = 0.01
 
 
 class RunInProgress(RuntimeError):
@@ -110,11 +112,12 @@ def choose_mode(preprocessor: Preprocessor, texts: list[str]) -> tuple[str, str]
     unknown = Counter(
         word for text in texts for word in set(tokenize(text)) if not preprocessor.knows(word)
     )
-    new_words = sorted(w for w, n in unknown.items() if n >= NEW_WORD_MIN_REVIEWS)
+    needed = max(3, int(NEW_WORD_MIN_SHARE * len(texts)))
+    new_words = sorted(w for w, n in unknown.items() if n >= needed)
     if new_words:
         shown = ", ".join(new_words[:8]) + (", …" if len(new_words) > 8 else "")
         return "scratch", (
-            f"{len(new_words)} words in at least {NEW_WORD_MIN_REVIEWS} labeled reviews are "
+            f"{len(new_words)} words in at least {needed} labeled reviews are "
             f"outside the active vocabulary ({shown}); a fine-tuned model could not see them, "
             "so the vocabulary is refitted and the model trained from scratch"
         )
@@ -217,10 +220,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     holdout = [item for item in labeled if held_out(item.review_id, settings.feedback_holdout)]
     learn = [item for item in labeled if not held_out(item.review_id, settings.feedback_holdout)]
     imdb = load_dataset(resolve_data(settings.imdb_data, settings.data_dir))
-    shuffled = imdb.train.sample(None, DEFAULT_SEED)
-    gate_size = min(settings.gate_imdb_reviews, len(shuffled.texts) // 5)
-    gate_imdb = Split(shuffled.texts[:gate_size], shuffled.labels[:gate_size])
-    rest = Split(shuffled.texts[gate_size:], shuffled.labels[gate_size:])
+    gate_imdb, rest = imdb.train.hold_out(settings.gate_imdb_reviews)
 
     base_dir = Path(active.artifact_path)
     run.mode, run.mode_reason = choose_mode(
@@ -237,7 +237,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         "feedback_capped": len(learn) - len(used),
         "feedback_holdout": len(holdout),
         "imdb_train": len(rest.texts),
-        "imdb_holdout": gate_size,
+        "imdb_holdout": len(gate_imdb.texts),
     }
     session.commit()
 

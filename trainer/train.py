@@ -37,9 +37,14 @@ class TrainRequest:
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
-    """Train, evaluate on `dataset.test`, write the reports, register; returns the new row."""
+    """Train, evaluate on `dataset.test`, write the reports, register; returns the new row.
+
+    The fixed IMDb slice that retraining runs judge candidates on is never trained on, so the
+    first model and every candidate are compared on reviews none of them has seen.
+    """
     staged = staging_dir(settings)
-    metrics, fingerprint, _ = train_into(staged, dataset, request)
+    _, rest = dataset.train.hold_out(settings.gate_imdb_reviews)
+    metrics, fingerprint, _ = train_into(staged, Dataset(rest, dataset.test), request)
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:

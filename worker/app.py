@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import cached_property
 
 from celery import Celery
@@ -11,7 +12,13 @@ from celery_batches import Batches, SimpleRequest
 from sqlalchemy.orm import sessionmaker
 
 from core.db import make_engine, make_sessionmaker
-from core.queue import SCORE_TASK, SCORING_QUEUE, create_celery
+from core.queue import (
+    MAINTENANCE_QUEUE,
+    RECONCILE_TASK,
+    SCORE_TASK,
+    SCORING_QUEUE,
+    create_celery,
+)
 from core.settings import Settings
 from worker.scoring import ModelCache, requeue_pending, score_batch
 
@@ -63,7 +70,15 @@ def create_worker_app(settings: Settings) -> Celery:
         flush_interval=settings.batch_wait_s,
     )
     def score_review(requests: list[SimpleRequest]) -> None:
-        score_batch(state.sessions, state.models, [i for r in requests for i in r.args[0]])
+        ids = [i for r in requests for i in r.args[0]]
+        score_batch(state.sessions, state.models, ids, settings.max_attempts, app)
+
+    @app.task(name=RECONCILE_TASK)
+    def reconcile() -> None:
+        deadline = timedelta(seconds=settings.reconcile_after_s)
+        sent = requeue_pending(state.sessions, app, queued_for=deadline, scoring_for=deadline)
+        if sent:
+            log.warning("reconciler: sent %d stuck reviews again", sent)
 
     worker_process_init.connect(lambda **_: state.warm_up(), weak=False)
     return app
@@ -84,7 +99,12 @@ def run_worker(
         start_http_server(metrics_port, registry=registry)
     app = create_worker_app(settings)
     engine = make_engine(settings.database_url)  # disposed before the pool forks
-    requeued = requeue_pending(make_sessionmaker(engine), app)
+    requeued = requeue_pending(
+        make_sessionmaker(engine),
+        app,
+        queued_for=timedelta(0),
+        scoring_for=timedelta(seconds=settings.reconcile_after_s),
+    )
     engine.dispose()
     log.info("re-enqueued %d reviews still pending in the database", requeued)
     app.set_current()
@@ -92,7 +112,7 @@ def run_worker(
     app.worker_main(
         [
             "worker",
-            f"--queues={SCORING_QUEUE}",
+            f"--queues={SCORING_QUEUE},{MAINTENANCE_QUEUE}",
             "--pool=prefork",
             f"--concurrency={concurrency}",
             f"--loglevel={loglevel}",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
 from celery import Celery
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Row, Table, and_, bindparam, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
@@ -18,7 +20,6 @@ from core.scoring import Scorer
 from worker import metrics
 
 log = logging.getLogger(__name__)
-PENDING = (ReviewStatus.queued, ReviewStatus.scoring)
 
 
 class NoActiveModel(RuntimeError):
@@ -42,66 +43,165 @@ class ModelCache:
         return self.scorer
 
 
-def requeue_pending(sessions: sessionmaker, app: Celery, chunk: int = 1000) -> int:
-    """Enqueue again every review still queued or scoring; returns how many.
+def requeue_pending(
+    sessions: sessionmaker,
+    app: Celery,
+    *,
+    queued_for: timedelta,
+    scoring_for: timedelta,
+    chunk: int = 1000,
+) -> int:
+    """Enqueue again the reviews the database still owes; returns how many.
 
-    The database, not the broker, is the record of what is owed: a message that a stopped
-    worker had prefetched, or that Redis lost, is sent again. Scoring twice is harmless, since
-    a review already done is skipped.
+    The database, not the broker, is the record of what is owed: a review queued longer than
+    `queued_for` lost its message (Redis restarted empty, or a stopped worker had prefetched
+    it), and one scoring longer than `scoring_for` belongs to a batch whose worker died. Both
+    are queued again; the dead batch's claim is dropped so it can no longer write. A duplicate
+    message is harmless: only queued reviews are claimed.
     """
+    now = utcnow()
+    stale = or_(
+        and_(Review.status == ReviewStatus.queued, Review.updated_at <= now - queued_for),
+        and_(Review.status == ReviewStatus.scoring, Review.updated_at <= now - scoring_for),
+    )
     with sessions() as session:
-        ids = list(session.scalars(select(Review.id).where(Review.status.in_(PENDING))))
+        ids = list(
+            session.scalars(
+                update(Review)
+                .where(stale)
+                .values(status=ReviewStatus.queued, claim=None, updated_at=now)
+                .returning(Review.id)
+            )
+        )
+        session.commit()
     for start in range(0, len(ids), chunk):
-        enqueue_reviews(app, ids[start : start + chunk])
+        enqueue_reviews(app, sorted(ids)[start : start + chunk])
     return len(ids)
 
 
-def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence[int]) -> int:
-    """Score the still-pending reviews among `review_ids`; returns how many were scored.
+def score_batch(
+    sessions: sessionmaker,
+    models: ModelCache,
+    review_ids: Sequence[int],
+    max_attempts: int = 3,
+    app: Celery | None = None,
+) -> int:
+    """Score the queued reviews among `review_ids`; returns how many results were written.
 
-    Safe to run twice: reviews already done or failed are skipped, and results are written only
-    over rows still marked `scoring`, all in one transaction.
+    Safe to run twice and beside other workers: a batch claims only queued reviews, under its
+    own token, and writes results only over rows still holding that claim, in one transaction.
+    If the batch fails, each review is scored alone, so one bad review cannot sink the others;
+    a review that fails is queued again (through `app`) until its `max_attempts`-th attempt,
+    then marked failed with the reason. A review claimed `max_attempts` times already (its
+    workers kept dying) is failed without another try.
     """
+    token = uuid.uuid4().hex
     with sessions() as session:
         claimed = session.execute(
             update(Review)
-            .where(Review.id.in_(review_ids), Review.status.in_(PENDING))
-            .values(status=ReviewStatus.scoring, attempts=Review.attempts + 1)
-            .returning(Review.id, Review.text, Review.created_at)
+            .where(Review.id.in_(review_ids), Review.status == ReviewStatus.queued)
+            .values(
+                status=ReviewStatus.scoring,
+                attempts=Review.attempts + 1,
+                claim=token,
+                updated_at=utcnow(),
+            )
+            .returning(Review.id, Review.text, Review.created_at, Review.attempts, Review.error)
         ).all()
         session.commit()
+        exhausted = [row for row in claimed if row.attempts > max_attempts]
+        claimed = [row for row in claimed if row.attempts <= max_attempts]
+        for row in exhausted:
+            reason = row.error or "the worker scoring it stopped"
+            finish(session, token, [row.id], f"gave up after {max_attempts} attempts: {reason}")
         if not claimed:
+            session.commit()
             return 0
         started = utcnow()
         for row in claimed:
             waited = started - as_utc(row.created_at)
             metrics.QUEUE_WAIT_SECONDS.observe(waited.total_seconds())
-        ids = [row.id for row in claimed]
+        texts = [row.text for row in claimed]
         try:
             scorer = models.current(session)
             with metrics.SCORING_SECONDS.labels(scorer.version).time():
-                scores = scorer.score([row.text for row in claimed])
-        except Exception as exc:
-            log.exception("scoring %d reviews failed", len(ids))
-            session.execute(
-                update(Review)
-                .where(Review.id.in_(ids), Review.status == ReviewStatus.scoring)
-                .values(status=ReviewStatus.failed, error=f"{type(exc).__name__}: {exc}")
-            )
-            session.commit()
-            metrics.FAILED.labels(type(exc).__name__).inc(len(ids))
-            return 0
-        metrics.BATCH_SIZE.observe(len(ids))
-        now = utcnow()
-        session.connection().execute(
+                outcomes: list[float | Exception] = [float(x) for x in scorer.score(texts)]
+        except Exception:
+            log.exception("a batch of %d failed; scoring its reviews one by one", len(texts))
+            outcomes = [score_alone(session, models, text) for text in texts]
+        done = [
+            (row.id, o) for row, o in zip(claimed, outcomes, strict=True) if isinstance(o, float)
+        ]
+        written = write_results(session, token, models.scorer, done)
+        retry = [
+            row.id
+            for row, outcome in zip(claimed, outcomes, strict=True)
+            if isinstance(outcome, Exception)
+            and not settle_failure(session, token, row, outcome, max_attempts)
+        ]
+        session.commit()
+    if retry and app is not None:
+        enqueue_reviews(app, retry)
+    return written
+
+
+def score_alone(session: Session, models: ModelCache, text: str) -> float | Exception:
+    try:
+        return float(models.current(session).score([text])[0])
+    except Exception as exc:
+        return exc
+
+
+def settle_failure(
+    session: Session, token: str, row: Row, exc: Exception, max_attempts: int
+) -> bool:
+    """Queue a review that failed to score again, or fail it for good after `max_attempts`;
+    returns whether it failed for good."""
+    reason = f"{type(exc).__name__}: {exc}"
+    metrics.FAILED.labels(type(exc).__name__).inc()
+    if row.attempts >= max_attempts:
+        reason = f"failed on attempt {row.attempts} of {max_attempts}: {reason}"
+        finish(session, token, [row.id], reason)
+        return True
+    session.execute(
+        update(Review)
+        .where(Review.id == row.id, Review.claim == token)
+        .values(status=ReviewStatus.queued, claim=None, error=reason, updated_at=utcnow())
+    )
+    return False
+
+
+def finish(session: Session, token: str, ids: list[int], reason: str) -> None:
+    """Mark claimed reviews failed with `reason`."""
+    session.execute(
+        update(Review)
+        .where(Review.id.in_(ids), Review.claim == token)
+        .values(status=ReviewStatus.failed, claim=None, error=reason, updated_at=utcnow())
+    )
+
+
+def write_results(
+    session: Session, token: str, scorer: Scorer | None, results: list[tuple[int, float]]
+) -> int:
+    """Write results over the rows this batch still holds; returns how many were written."""
+    if not results or scorer is None:
+        return 0
+    version = scorer.version
+    metrics.BATCH_SIZE.observe(len(results))
+    now = utcnow()
+    written = (
+        session.connection()
+        .execute(
             update(cast(Table, Review.__table__))
-            .where(Review.id == bindparam("rid"), Review.status == ReviewStatus.scoring)
+            .where(Review.id == bindparam("rid"), Review.claim == token)
             .values(
                 status=ReviewStatus.done,
                 score=bindparam("score"),
                 sentiment=bindparam("sentiment"),
-                model_version=scorer.version,
+                model_version=version,
                 scored_at=now,
+                updated_at=now,
+                claim=None,
                 error=None,
             ),
             [
@@ -110,9 +210,10 @@ def score_batch(sessions: sessionmaker, models: ModelCache, review_ids: Sequence
                     "score": score,
                     "sentiment": Sentiment.positive if score >= 0.5 else Sentiment.negative,
                 }
-                for rid, score in zip(ids, scores, strict=True)
+                for rid, score in results
             ],
         )
-        session.commit()
-        metrics.SCORED.labels(scorer.version).inc(len(ids))
-        return len(ids)
+        .rowcount
+    )
+    metrics.SCORED.labels(version).inc(written)
+    return written

@@ -31,7 +31,8 @@ def test_training_records_its_metrics(tiny_artifact: Path, migrated_db) -> None:
     connection.close()
     metrics = json.loads(raw)
     assert metrics["test_accuracy"] == metrics["test"]["accuracy"] == 1.0
-    assert metrics["train_reviews"] == 12 and metrics["parameters"] > 0
+    # 2 of the 12 written reviews (a fifth at most) are the retraining gate's fixed held-out slice.
+    assert metrics["train_reviews"] == 10 and metrics["parameters"] > 0
     assert metrics["preset"]["units"] == 8 and metrics["seed"] == 1337
 
 
@@ -42,7 +43,7 @@ def test_training_writes_the_reports(tiny_artifact: Path) -> None:
     for plot in ("eda.png", "curves.png", "confusion_matrix.png", "roc.png"):
         assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
     eda = json.loads((report / "eda.json").read_text())
-    assert eda["class_balance"] == {"positive": 6, "negative": 6}
+    assert eda["class_balance"] == {"positive": 5, "negative": 5}
     assert eda["window_tokens"] == 50 and eda["share_truncated"] == 0.0
     assert eda["vocabulary_coverage"] == 1.0
     assert set(eda["samples"]) == {"positive", "negative"}

@@ -1,3 +1,4 @@
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,81 @@ def test_scoring_twice_changes_nothing(sessions, tiny_model) -> None:
     )
 
 
-def test_a_review_left_scoring_by_a_dead_worker_is_scored(sessions, tiny_model) -> None:
+def test_a_review_left_scoring_by_a_dead_worker_is_sent_again_and_scored(
+    settings, sessions, fake_redis, tiny_model
+) -> None:
+    from core.queue import create_celery
+    from worker.scoring import requeue_pending
+
     ids = add_reviews(sessions, [NEGATIVE[1]], status=ReviewStatus.scoring)
+    assert score_batch(sessions, ModelCache(), ids) == 0  # held by the dead worker's claim
+    app = create_celery(settings)
+    later = timedelta(minutes=5)
+    assert requeue_pending(sessions, app, queued_for=later, scoring_for=later) == 0
+    assert requeue_pending(sessions, app, queued_for=later, scoring_for=timedelta(0)) == 1
     assert score_batch(sessions, ModelCache(), ids) == 1
     assert reviews(sessions, ids)[ids[0]].status is ReviewStatus.done
+
+
+def test_a_batch_without_its_claim_writes_nothing(sessions, tiny_model) -> None:
+    from worker.scoring import write_results
+
+    ids = add_reviews(sessions, [POSITIVE[0]], status=ReviewStatus.scoring)
+    models = ModelCache()
+    with sessions() as session:
+        assert (
+            write_results(session, "not-the-claim", models.current(session), [(ids[0], 0.9)]) == 0
+        )
+        session.commit()
+    assert reviews(sessions, ids)[ids[0]].status is ReviewStatus.scoring
+
+
+class Poisoned:
+    """A scorer that cannot score any review containing POISON."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer, self.version = scorer, scorer.version
+
+    def score(self, texts):
+        if any("POISON" in text for text in texts):
+            raise ValueError("cannot score this review")
+        return self.scorer.score(texts)
+
+
+def test_a_review_that_fails_is_retried_then_failed_and_spares_its_batch(
+    settings, sessions, fake_redis, tiny_model
+) -> None:
+    from core.queue import create_celery
+    from tests.web.test_api import queued_messages
+
+    app = create_celery(settings)
+    models = ModelCache()
+    with sessions() as session:
+        models.scorer = Poisoned(models.current(session))
+    good, bad, other = add_reviews(sessions, [POSITIVE[0], "POISON pill", NEGATIVE[0]])
+    assert score_batch(sessions, models, [good, bad, other], 3, app) == 2
+    rows = reviews(sessions, [good, bad, other])
+    assert [rows[i].status for i in (good, other)] == [ReviewStatus.done] * 2
+    assert rows[bad].status is ReviewStatus.queued and rows[bad].attempts == 1
+    assert rows[bad].error == "ValueError: cannot score this review"
+    assert [args for _, args in queued_messages(fake_redis)] == [[[bad]]]
+    for _ in range(2):
+        score_batch(sessions, models, [bad], 3, app)
+    failed = reviews(sessions, [bad])[bad]
+    assert failed.status is ReviewStatus.failed and failed.attempts == 3
+    assert failed.error == "failed on attempt 3 of 3: ValueError: cannot score this review"
+    assert len(queued_messages(fake_redis)) == 2  # sent again after attempts 1 and 2 only
+
+
+def test_a_review_whose_workers_keep_dying_is_failed(sessions, tiny_model) -> None:
+    with sessions() as session:
+        review = Review(text="x", status=ReviewStatus.queued, attempts=3)
+        session.add(review)
+        session.commit()
+    assert score_batch(sessions, ModelCache(), [review.id], 3) == 0
+    row = reviews(sessions, [review.id])[review.id]
+    assert row.status is ReviewStatus.failed
+    assert row.error == "gave up after 3 attempts: the worker scoring it stopped"
 
 
 def test_the_next_batch_uses_a_newly_activated_version(
@@ -80,7 +152,7 @@ def test_the_next_batch_uses_a_newly_activated_version(
 
 def test_without_an_active_model_the_batch_fails_with_the_reason(sessions) -> None:
     ids = add_reviews(sessions, ["fine"])
-    assert score_batch(sessions, ModelCache(), ids) == 0
+    assert score_batch(sessions, ModelCache(), ids, max_attempts=1) == 0
     row = reviews(sessions, ids)[ids[0]]
     assert row.status is ReviewStatus.failed
     assert "no model version is active" in row.error
@@ -99,9 +171,9 @@ def test_a_damaged_artifact_fails_the_batch_with_the_reason(
     else:
         model_file.unlink()
     ids = add_reviews(sessions, [POSITIVE[0]])
-    score_batch(sessions, ModelCache(), ids)
+    score_batch(sessions, ModelCache(), ids, max_attempts=1)
     row = reviews(sessions, ids)[ids[0]]
-    assert row.status is ReviewStatus.failed
+    assert row.status is ReviewStatus.failed and row.error.startswith("failed on attempt 1 of 1")
     assert ("checksum" if damage == "corrupt" else "no artifact") in row.error
 
 
@@ -144,12 +216,16 @@ def test_pending_reviews_are_enqueued_again(settings, sessions, fake_redis) -> N
     from worker.scoring import requeue_pending
 
     queued = add_reviews(sessions, ["a", "b", "c"])
-    scoring = add_reviews(sessions, ["d"], status=ReviewStatus.scoring)
+    add_reviews(sessions, ["d"], status=ReviewStatus.scoring)  # a live batch holds it
     add_reviews(sessions, ["e"], status=ReviewStatus.done)
     add_reviews(sessions, ["f"], status=ReviewStatus.failed)
-    assert requeue_pending(sessions, create_celery(settings), chunk=2) == 4
+    app = create_celery(settings)
+    sent = requeue_pending(
+        sessions, app, queued_for=timedelta(0), scoring_for=timedelta(hours=1), chunk=2
+    )
+    assert sent == 3
     sent = [
         json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]
         for raw in reversed(fake_redis.lrange(SCORING_QUEUE, 0, -1))
     ]
-    assert sent == [queued[:2], [queued[2], scoring[0]]]
+    assert sent == [queued[:2], [queued[2]]]
