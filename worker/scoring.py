@@ -140,6 +140,8 @@ def score_batch(
             and not settle_failure(session, token, row, outcome, max_attempts)
         ]
         session.commit()
+    if written:  # counted once committed: a worker killed before its commit wrote nothing
+        metrics.SCORED.labels(models.scorer.version).inc(written)  # type: ignore[union-attr]
     if retry and app is not None:
         enqueue_reviews(app, retry)
     return written
@@ -189,7 +191,7 @@ def write_results(
     version = scorer.version
     metrics.BATCH_SIZE.observe(len(results))
     now = utcnow()
-    written = (
+    return int(
         session.connection()
         .execute(
             update(cast(Table, Review.__table__))
@@ -215,5 +217,3 @@ def write_results(
         )
         .rowcount
     )
-    metrics.SCORED.labels(version).inc(written)
-    return written
