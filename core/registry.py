@@ -14,6 +14,7 @@ from core.db import ModelVersion, utcnow
 MODEL_FILE = "model.keras"
 PREPROCESSOR_FILE = "preprocessor.json"
 ARTIFACT_FILES = (MODEL_FILE, PREPROCESSOR_FILE)
+VERSION_PATTERN = "v[0-9]+"  # every version's name, as register_version numbers them
 
 
 def artifact_sha256(artifact_dir: Path) -> str:

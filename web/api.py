@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -27,6 +28,7 @@ from web.reviews import (
     list_reviews,
     parse_choice,
     parse_page,
+    parse_submission,
     record_feedback,
     sessions,
     submit_reviews,
@@ -43,6 +45,7 @@ def iso(moment: datetime | None) -> str | None:
 def review_public(review: Review) -> dict:
     return {
         "id": review.id,
+        "text": review.text,
         "status": review.status.value,
         "sentiment": review.sentiment.value if review.sentiment else None,
         "score": review.score,
@@ -79,7 +82,17 @@ def page_public(page: Page, public) -> dict:  # type: ignore[no-untyped-def]
 
 
 def json_body() -> dict:
-    body = request.get_json(silent=True)
+    """The request's JSON object, or a 400 saying what is wrong with the body."""
+    if not request.is_json:
+        raise Rejected(400, "invalid_json", "the body must be a JSON object (application/json)")
+    try:
+        body = json.loads(request.get_data().decode())
+    except UnicodeDecodeError:
+        raise Rejected(400, "invalid_encoding", "the body is not UTF-8 text") from None
+    except RecursionError:
+        raise Rejected(400, "invalid_json", "the body's JSON is nested too deeply") from None
+    except ValueError:
+        raise Rejected(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise Rejected(400, "invalid_json", "the body must be a JSON object")
     return body
@@ -99,7 +112,7 @@ def create_reviews():  # type: ignore[no-untyped-def]
       parameters:
         - in: header
           name: Idempotency-Key
-          schema: {type: string, maxLength: 128}
+          schema: {type: string, minLength: 1, maxLength: 128, pattern: "^[!-~]+$"}
           description: A retried request with the same key and body returns the same reviews.
       requestBody:
         required: true
@@ -168,7 +181,7 @@ def index_reviews():  # type: ignore[no-untyped-def]
         per_page=per_page,
         status=parse_choice(args.get("status"), ReviewStatus, "status"),
         sentiment=parse_choice(args.get("sentiment"), Sentiment, "sentiment"),
-        submission=args.get("submission"),
+        submission=parse_submission(args.get("submission")),
     )
     return jsonify(page_public(found, review_public))
 
@@ -180,7 +193,7 @@ def show_review(review_id: int):  # type: ignore[no-untyped-def]
     get:
       summary: One review and, once scored, its sentiment
       parameters:
-        - {in: path, name: review_id, required: true, schema: {type: integer}}
+        - review_id
       responses:
         "200":
           description: The review
@@ -203,7 +216,7 @@ def create_feedback(review_id: int):  # type: ignore[no-untyped-def]
     post:
       summary: Label a scored review; a client's newer label replaces its earlier one
       parameters:
-        - {in: path, name: review_id, required: true, schema: {type: integer}}
+        - review_id
       requestBody:
         required: true
         content:
@@ -227,7 +240,7 @@ def create_feedback(review_id: int):  # type: ignore[no-untyped-def]
         "429": {$ref: "#/components/responses/Error"}
     """
     label = json_body().get("label")
-    if label not in {s.value for s in Sentiment}:
+    if not isinstance(label, str) or label not in {s.value for s in Sentiment}:
         raise Rejected(422, "invalid_label", 'label must be "positive" or "negative"')
     feedback, created = record_feedback(review_id, Sentiment(label), client_id())
     return jsonify(id=feedback.id, review_id=review_id, label=label), 201 if created else 200
@@ -263,14 +276,14 @@ def index_models():  # type: ignore[no-untyped-def]
     return jsonify(page_public(found, model_public))
 
 
-@api.get("/api/v1/models/<version>")
+@api.get("/api/v1/models/<version:version>")
 def show_model(version: str):  # type: ignore[no-untyped-def]
     """
     ---
     get:
       summary: One model version with its metrics and training history
       parameters:
-        - {in: path, name: version, required: true, schema: {type: string}}
+        - version
       responses:
         "200":
           description: The model version
@@ -286,7 +299,7 @@ def show_model(version: str):  # type: ignore[no-untyped-def]
     return jsonify(model_public(row) | {"history": row.metrics.get("history")})
 
 
-@api.post("/api/v1/models/<version>/activate")
+@api.post("/api/v1/models/<version:version>/activate")
 def activate(version: str):  # type: ignore[no-untyped-def]
     """
     ---
@@ -294,7 +307,7 @@ def activate(version: str):  # type: ignore[no-untyped-def]
       summary: Make this version the one workers score with (admin)
       security: [{admin: []}]
       parameters:
-        - {in: path, name: version, required: true, schema: {type: string}}
+        - version
       responses:
         "200":
           description: Now active

@@ -6,16 +6,19 @@ import logging
 import secrets
 
 import redis
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BaseConverter
 
 from core.db import make_engine, make_sessionmaker
 from core.queue import create_celery
+from core.registry import VERSION_PATTERN
 from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
 from web.api import api
+from web.encoding import check_form_encoding
 from web.limits import init_limits
 from web.metrics import metrics
 from web.openapi import build_openapi
@@ -26,6 +29,12 @@ log = logging.getLogger(__name__)
 
 # The largest legitimate body: a full batch of the longest reviews, as JSON-escaped UTF-8.
 MAX_BODY_BYTES = MAX_BATCH_REVIEWS * MAX_REVIEW_CHARS * 2
+
+
+class VersionConverter(BaseConverter):
+    """A model version's name in a URL, so that /models/rollback names no version."""
+
+    regex = VERSION_PATTERN
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -44,8 +53,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["redis"] = redis.Redis.from_url(
         settings.broker_url, socket_timeout=2, socket_connect_timeout=2
     )
+    app.before_request(check_form_encoding)  # before CSRF's hook, which reads the form
     CSRFProtect(app).exempt(api)
     init_limits(app)
+    app.url_map.converters["version"] = VersionConverter
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_blueprint(metrics)
@@ -65,7 +76,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = (exc.name or "error").lower().replace(" ", "_")
-        return respond(exc.code or 500, code, exc.description or exc.name)
+        response = make_response(respond(exc.code or 500, code, exc.description or exc.name))
+        # Keep the headers the error carries, such as a 405's Allow.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Rejected)
     def rejected(exc: Rejected):  # type: ignore[no-untyped-def]

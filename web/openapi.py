@@ -6,11 +6,19 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask
 
+from core.registry import VERSION_PATTERN
 from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from web.reviews import INVISIBLE, MAX_ID, MAX_PAGE, MAX_PER_PAGE
 
 NULLABLE_STRING = {"type": "string", "nullable": True}
 TIME = {"type": "string", "format": "date-time"}
-TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_REVIEW_CHARS}
+TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_REVIEW_CHARS,
+    "pattern": f"^[^\\x00]*[^{INVISIBLE}][^\\x00]*$",
+    "description": "Something visible, and no NUL; surrounding whitespace is dropped.",
+}
 
 
 def page_of(item: str) -> dict:
@@ -51,6 +59,7 @@ SCHEMAS: dict[str, dict] = {
                 "items": {"type": "object", "required": ["text"], "properties": {"text": TEXT}},
             },
         },
+        "oneOf": [{"required": ["text"]}, {"required": ["reviews"]}],
     },
     "SubmissionPublic": {
         "type": "object",
@@ -66,9 +75,10 @@ SCHEMAS: dict[str, dict] = {
     },
     "ReviewPublic": {
         "type": "object",
-        "required": ["id", "status", "created_at"],
+        "required": ["id", "text", "status", "created_at"],
         "properties": {
             "id": {"type": "integer"},
+            "text": {"type": "string", "description": "As stored: the submitted text, trimmed"},
             "status": {"type": "string", "enum": ["queued", "scoring", "done", "failed"]},
             "sentiment": {"type": "string", "enum": ["positive", "negative"], "nullable": True},
             "score": {"type": "number", "nullable": True, "description": "P(positive)"},
@@ -159,11 +169,15 @@ def build_openapi(app: Flask) -> dict:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         },
     )
-    for name, default, maximum in (("page", 1, None), ("per_page", 20, 100)):
-        schema = {"type": "integer", "minimum": 1, "default": default}
-        if maximum:
-            schema["maximum"] = maximum
+    for name, default, maximum in (("page", 1, MAX_PAGE), ("per_page", 20, MAX_PER_PAGE)):
+        schema = {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}
         spec.components.parameter(name, "query", {"schema": schema})
+    path_parameters: dict[str, dict] = {
+        "review_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "version": {"type": "string", "pattern": f"^{VERSION_PATTERN}$", "example": "v1"},
+    }
+    for name, schema in path_parameters.items():
+        spec.components.parameter(name, "path", {"required": True, "schema": schema})
     spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer"})
     with app.test_request_context():
         for rule in app.url_map.iter_rules():

@@ -29,6 +29,7 @@ from web.reviews import (
     list_reviews,
     parse_choice,
     parse_page,
+    parse_submission,
     record_feedback,
     sessions,
     submit_reviews,
@@ -121,9 +122,10 @@ def history():  # type: ignore[no-untyped-def]
     args = request.args
     page, per_page = parse_page(args.get("page"), args.get("per_page"), default=25)
     filters = {
-        "status": parse_choice(args.get("status"), ReviewStatus, "status"),
-        "sentiment": parse_choice(args.get("sentiment"), Sentiment, "sentiment"),
-        "submission": args.get("submission") or None,
+        # The filter form sends an empty value for "any".
+        "status": parse_choice(args.get("status") or None, ReviewStatus, "status"),
+        "sentiment": parse_choice(args.get("sentiment") or None, Sentiment, "sentiment"),
+        "submission": parse_submission(args.get("submission")),
     }
     found = list_reviews(page=page, per_page=per_page, **filters)
     pending = any(r.status in (ReviewStatus.queued, ReviewStatus.scoring) for r in found.items)
@@ -157,7 +159,7 @@ def models():  # type: ignore[no-untyped-def]
     return render_template("models.html", rows=rows, plots=plots, previous=previous, runs=runs)
 
 
-@pages.get("/models/<version>/report/<name>")
+@pages.get("/models/<version:version>/report/<name>")
 def report_file(version: str, name: str):  # type: ignore[no-untyped-def]
     with sessions() as session:
         row = get_version(session, version)
@@ -166,7 +168,7 @@ def report_file(version: str, name: str):  # type: ignore[no-untyped-def]
     return send_from_directory(Path(row.artifact_path) / "report", name)
 
 
-@pages.post("/models/<version>/activate")
+@pages.post("/models/<version:version>/activate")
 def activate(version: str):  # type: ignore[no-untyped-def]
     return admin_action(lambda: activate_model(version))
 

@@ -6,6 +6,7 @@ import enum
 import hashlib
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -22,7 +23,17 @@ from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 128  # characters; a UUID or a client's own request id fits easily
+# Visible ASCII only: what any HTTP stack carries in a header unchanged.
+IDEMPOTENCY_KEY = re.compile(f"[!-~]{{1,{MAX_IDEMPOTENCY_KEY}}}")
 MAX_PER_PAGE = 100  # rows in one page of a list
+MAX_PAGE = 1_000_000  # far past any real history, and keeps the row offset in a 64-bit integer
+DIGITS = re.compile("[0-9]{1,9}")  # a page number or size as sent; longer is out of range anyway
+MAX_ID = 2**31 - 1  # the largest id an Integer column holds (PostgreSQL's is 32-bit)
+MAX_SUBMISSION = 32  # characters in a submission id: a UUID's hex digits
+# Characters that show nothing: whitespace, controls and zero-width or direction marks. A review
+# needs one character outside them. Spelled so that Python's and JSON Schema's regexes agree.
+INVISIBLE = r"\s\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
+VISIBLE = re.compile(f"[^{INVISIBLE}]")
 
 
 class Rejected(Exception):
@@ -57,15 +68,26 @@ def sessions() -> Session:
 
 
 def clean_text(value: object, where: str = "text") -> str:
+    """`value` without surrounding whitespace, or a Rejected saying what is wrong with it."""
     if not isinstance(value, str):
         raise Rejected(400, "invalid_type", f"{where} must be a string")
-    text = value.strip()
-    if not text:
-        raise Rejected(422, "empty_text", f"{where} is empty")
-    if len(text) > MAX_REVIEW_CHARS:
-        message = f"{where} has {len(text)} characters; the limit is {MAX_REVIEW_CHARS}"
+    if len(value) > MAX_REVIEW_CHARS:
+        message = f"{where} has {len(value)} characters; the limit is {MAX_REVIEW_CHARS}"
         raise Rejected(413, "text_too_long", message)
-    return text
+    if not VISIBLE.search(value):
+        raise Rejected(422, "empty_text", f"{where} is empty")
+    # A NUL cannot be stored in a PostgreSQL text column, nor a lone surrogate in UTF-8.
+    if "\x00" in value or not _encodes(value):
+        raise Rejected(422, "invalid_text", f"{where} contains a character that is not text")
+    return value.strip()
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def clean_texts(values: list[object], where: str = "reviews") -> list[str]:
@@ -80,8 +102,8 @@ def clean_texts(values: list[object], where: str = "reviews") -> list[str]:
 def check_idempotency_key(key: str | None) -> str | None:
     if key is None:
         return None
-    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        message = f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        message = f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
         raise Rejected(400, "invalid_idempotency_key", message)
     return key
 
@@ -145,12 +167,17 @@ def submit_reviews(texts: list[str], *, idempotency_key: str | None = None) -> S
 
 def get_review(review_id: int) -> Review | None:
     with sessions() as session:
-        return session.get(Review, review_id)
+        return _find_review(session, review_id)
+
+
+def _find_review(session: Session, review_id: int) -> Review | None:
+    """The review, or None; an id no column can hold is not looked up (the driver would fail)."""
+    return session.get(Review, review_id) if 0 < review_id <= MAX_ID else None
 
 
 def parse_choice(value: str | None, choices: type[enum.Enum], name: str):  # type: ignore[no-untyped-def]
-    """`value` as a member of `choices`, None when empty; a 400 for anything else."""
-    if not value:
+    """`value` as a member of `choices`, None when absent; a 400 for anything else."""
+    if value is None:
         return None
     try:
         return choices(value)
@@ -160,15 +187,27 @@ def parse_choice(value: str | None, choices: type[enum.Enum], name: str):  # typ
 
 
 def parse_page(page: str | None, per_page: str | None, default: int = 20) -> tuple[int, int]:
-    try:
-        number = int(page or 1)
-        size = int(per_page or default)
-    except ValueError:
-        raise Rejected(400, "invalid_parameter", "page and per_page must be integers") from None
-    if number < 1 or not 1 <= size <= MAX_PER_PAGE:
-        message = f"page must be 1 or more and per_page between 1 and {MAX_PER_PAGE}"
+    """Page number and size from query parameters, as decimal digits (int() would also take
+    signs, spaces, underscores and other scripts' digits)."""
+    number, size = _whole_number(page, 1), _whole_number(per_page, default)
+    if not 1 <= number <= MAX_PAGE or not 1 <= size <= MAX_PER_PAGE:
+        message = f"page must be an integer from 1 to {MAX_PAGE}, per_page from 1 to {MAX_PER_PAGE}"
         raise Rejected(400, "invalid_parameter", message)
     return number, size
+
+
+def _whole_number(value: str | None, default: int) -> int:
+    """`value` as an int; 0 (out of every range) when it is not a short run of digits."""
+    if value is None:
+        return default
+    return int(value) if DIGITS.fullmatch(value) else 0
+
+
+def parse_submission(value: str | None) -> str | None:
+    if value and len(value) > MAX_SUBMISSION:
+        message = f"submission is an id of at most {MAX_SUBMISSION} characters"
+        raise Rejected(400, "invalid_parameter", message)
+    return value or None
 
 
 def list_reviews(
@@ -201,7 +240,7 @@ def record_feedback(review_id: int, label: Sentiment, client: str) -> tuple[Feed
     Returns the row and whether it is new.
     """
     with sessions() as session:
-        review = session.get(Review, review_id)
+        review = _find_review(session, review_id)
         if review is None:
             raise Rejected(404, "not_found", f"no review {review_id}")
         if review.status is not ReviewStatus.done:

@@ -46,7 +46,7 @@ def texts_from_jsonl(filename: str, content: str) -> list[str]:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             raise Rejected(400, "invalid_file", f"{filename} line {number} is not JSON") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             message = f'{filename} line {number} must be an object with a "text" string'

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from openapi_spec_validator import validate
 from werkzeug.routing import Rule
@@ -78,11 +80,7 @@ def test_the_openapi_document_is_valid_and_matches_the_routes(app, client) -> No
     }
 
     def openapi_path(rule: Rule) -> str:
-        path = rule.rule
-        for argument in rule.arguments:
-            path = path.replace(f"<int:{argument}>", f"{{{argument}}}")
-            path = path.replace(f"<{argument}>", f"{{{argument}}}")
-        return path
+        return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
 
     routed = {
         (openapi_path(rule), method)
