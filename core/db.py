@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -178,7 +179,8 @@ class TrainingRun(Base):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL and foreign keys so web and workers can share it."""
+    """An engine for `url`. SQLite gets WAL and foreign keys so web and workers can share it;
+    PostgreSQL sessions run in UTC, so times come back in UTC whatever the server's zone."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -190,6 +192,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    if make_url(url).get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
     return create_engine(url, pool_pre_ping=True)
 
 

@@ -4,6 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import inspect
+
+from core.db import make_engine
+from core.settings import Settings
+from tests.databases import empty_database
 from tests.factories import NEGATIVE, POSITIVE, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,19 +72,12 @@ def test_train_on_a_bad_file_fails_with_one_line(settings, tmp_path) -> None:
 
 
 def test_db_upgrade_creates_the_schema(tmp_path) -> None:
-    from core.settings import Settings
-
-    settings = Settings(var_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'new.db'}")
-    result = sentiment(settings, "db", "upgrade")
-    assert result.returncode == 0, result.stderr
-    import sqlite3
-
-    tables = {
-        r[0]
-        for r in sqlite3.connect(tmp_path / "new.db").execute(
-            "SELECT name FROM sqlite_master WHERE type='table'"
-        )
-    }
+    with empty_database(tmp_path) as url:
+        result = sentiment(Settings(var_dir=tmp_path, database_url=url), "db", "upgrade")
+        assert result.returncode == 0, result.stderr
+        engine = make_engine(url)
+        tables = set(inspect(engine).get_table_names())
+        engine.dispose()
     assert {"reviews", "feedback", "model_versions", "alembic_version"} <= tables
 
 

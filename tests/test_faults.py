@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from cli.processes import start_redis, stop
 from core.db import Review, ReviewStatus, make_engine, make_sessionmaker
-from tests.conftest import ROOT, service_env
+from tests.conftest import ROOT, close_database, service_env
 from tests.factories import NEGATIVE, POSITIVE
 from tests.test_end_to_end import call
 
@@ -47,7 +47,8 @@ class Deployment:
         self.processes: list[subprocess.Popen] = []
         from web.app import create_app
 
-        self.server = make_server("127.0.0.1", 0, create_app(self.settings), threaded=True)
+        self.app = create_app(self.settings)
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         engine = make_engine(self.settings.database_url)
@@ -112,6 +113,7 @@ class Deployment:
         stop(self.processes)
         stop([self.redis])
         self.engine.dispose()
+        close_database(self.app)
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from alembic.migration import MigrationContext
 from core.db import Base, make_engine
 
 
-def test_the_migrations_build_the_schema_the_models_describe(migrated_db) -> None:
-    engine = make_engine(f"sqlite:///{migrated_db}")
+def test_the_migrations_build_the_schema_the_models_describe(settings) -> None:
+    engine = make_engine(settings.database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()

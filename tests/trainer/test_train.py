@@ -1,6 +1,9 @@
 import json
 from pathlib import Path
 
+from sqlalchemy import select
+
+from core.db import ModelVersion, make_engine, make_sessionmaker
 from core.registry import active_version, artifact_sha256
 from core.scoring import Scorer
 from tests.factories import NEGATIVE, POSITIVE
@@ -22,14 +25,12 @@ def test_tiny_training_registers_a_version_that_learned_the_reviews(
     assert all(s < 0.5 for s in scores[len(POSITIVE) :])
 
 
-def test_training_records_its_metrics(tiny_artifact: Path, migrated_db) -> None:
-    import sqlite3
-
-    database = tiny_artifact.parent / "sentiment.db"
-    connection = sqlite3.connect(database)
-    (raw,) = connection.execute("SELECT metrics FROM model_versions").fetchone()
-    connection.close()
-    metrics = json.loads(raw)
+def test_training_records_its_metrics(tiny_training) -> None:
+    training_settings, _ = tiny_training
+    engine = make_engine(training_settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        metrics = session.scalars(select(ModelVersion.metrics)).one()
+    engine.dispose()
     assert metrics["test_accuracy"] == metrics["test"]["accuracy"] == 1.0
     # 2 of the 12 written reviews (a fifth at most) are the retraining gate's fixed held-out slice.
     assert metrics["train_reviews"] == 10 and metrics["parameters"] > 0
@@ -37,8 +38,6 @@ def test_training_records_its_metrics(tiny_artifact: Path, migrated_db) -> None:
 
 
 def test_training_writes_the_reports(tiny_artifact: Path) -> None:
-    import json
-
     report = tiny_artifact / "report"
     for plot in ("eda.png", "curves.png", "confusion_matrix.png", "roc.png"):
         assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot

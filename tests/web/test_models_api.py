@@ -58,12 +58,10 @@ def test_rollback_with_no_earlier_version_is_409(client, tiny_model) -> None:
     assert (response.status_code, response.json["error"]["code"]) == (409, "no_previous_version")
 
 
-def test_without_an_admin_token_configured_nobody_is_admin(settings, fake_redis, tiny_model):
+def test_without_an_admin_token_configured_nobody_is_admin(settings, make_app, tiny_model):
     from dataclasses import replace
 
-    from web.app import create_app
-
-    client = create_app(replace(settings, admin_token="")).test_client()
+    client = make_app(replace(settings, admin_token="")).test_client()
     response = client.post(f"/api/v1/models/{tiny_model}/activate", headers=ADMIN)
     assert (response.status_code, response.json["error"]["code"]) == (403, "admin_disabled")
     empty = client.post("/api/v1/models/rollback", headers={"Authorization": "Bearer "})

@@ -8,13 +8,9 @@ from tests.web.test_pages import csrf, scored_review
 
 
 @pytest.fixture
-def limited_client(settings, fake_redis, tiny_model):
-    from web.app import create_app
-
+def limited_client(settings, make_app, tiny_model):
     limits = replace(settings, submit_rate_limit="3/minute", feedback_rate_limit="2/minute")
-    app = create_app(limits)
-    app.extensions["redis"] = fake_redis
-    return app.test_client()
+    return make_app(limits).test_client()
 
 
 def reviews_stored(sessions) -> int:
