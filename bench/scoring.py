@@ -100,11 +100,12 @@ def in_process(model_dir: Path, texts: list[str], notebook_n: int) -> list[tuple
 
 
 class Service:
-    """web (gunicorn) + Redis + N worker processes + SQLite in a scratch folder."""
+    """web (gunicorn) + Redis + N worker processes + a database (SQLite in a scratch folder, or
+    an empty one at `database_url`)."""
 
-    def __init__(self, model_dir: Path, workers: int, batch: int) -> None:
+    def __init__(self, model_dir: Path, workers: int, batch: int, database_url: str = "") -> None:
         self.var = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))
-        self.settings = Settings(var_dir=self.var)
+        self.settings = Settings(var_dir=self.var, database_url=database_url)
         upgrade_database(self.settings)
         staged = self.var / "staged"
         shutil.copytree(model_dir, staged, ignore=shutil.ignore_patterns("report"))
@@ -118,6 +119,7 @@ class Service:
         self.port = free_port()
         env = dict(
             os.environ, SENTIMENT_VAR=str(self.var), REDIS_URL=redis_url, BATCH_SIZE=str(batch),
+            DATABASE_URL=self.settings.database_url,
             WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // workers)),
             SECRET_KEY="bench", SUBMIT_RATE_LIMIT="1000000/second",  # the load is one client
         )  # fmt: skip

@@ -165,3 +165,53 @@ def test_a_review_that_cannot_be_scored_fails_alone_after_its_retries(deployment
     assert poisoned["error"] == "failed on attempt 3 of 3: ValueError: cannot score this review"
     with deployment.sessions() as session:
         assert session.get(Review, poisoned["id"]).attempts == 3
+
+
+def post(url: str, payload: dict) -> tuple[int, dict]:
+    """POST JSON; the status and body, error statuses included."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_database_down_for_seconds_refuses_cleanly_and_recovers(
+    settings, tiny_artifact, postgres_server, tmp_path
+) -> None:
+    from core.migrate import upgrade_database
+    from tests.conftest import add_model
+
+    settings = replace(settings, database_url=postgres_server.url)
+    upgrade_database(settings)
+    add_model(settings, tiny_artifact)
+    deployment = Deployment(settings, tmp_path)
+    try:
+        deployment.worker()
+        deployment.start("cli.main", "beat")
+        accepted = deployment.submit(5, 10)
+        deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == 50)
+
+        postgres_server.stop()
+        status, body = post(f"{deployment.base}/api/v1/reviews", {"text": "a fine film"})
+        assert (status, body["error"]["code"]) == (503, "database_unavailable")
+        assert "nothing was stored" in body["error"]["message"]
+        time.sleep(3)
+        postgres_server.start()
+
+        deadline = time.monotonic() + 30
+        while (status := post(f"{deployment.base}/api/v1/reviews", {"text": "back"})[0]) != 202:
+            assert time.monotonic() < deadline, f"still {status} after the database came back"
+            time.sleep(0.5)
+        accepted += deployment.submit(5, 10)
+        deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == len(accepted) + 1)
+        assert deployment.counts() == {ReviewStatus.done: len(accepted) + 1}
+    finally:
+        deployment.close()

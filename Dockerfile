@@ -1,0 +1,27 @@
+# One image for every service (web, worker, beat, trainer, migrate); they differ in `command:`.
+# The default TensorFlow is the CPU build; the GPU worker's image is built with
+#   --build-arg TENSORFLOW="tensorflow[and-cuda]"
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY core core
+COPY web web
+COPY worker worker
+COPY trainer trainer
+COPY cli cli
+COPY migrations migrations
+
+ARG TENSORFLOW=""
+RUN pip install ".[all]" \
+ && if [ -n "$TENSORFLOW" ]; then pip uninstall -y tensorflow-cpu && pip install "$TENSORFLOW"; fi
+
+RUN useradd --create-home --uid 1000 sentiment \
+ && mkdir -p /models /var/lib/sentiment \
+ && chown sentiment /models /var/lib/sentiment
+USER sentiment
+ENV SENTIMENT_VAR=/var/lib/sentiment MODEL_DIR=/models PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
+EXPOSE 8000
+CMD ["sentiment", "--help"]

@@ -1,0 +1,152 @@
+"""docker-compose.yml, checked without Docker: its services, commands and environment agree
+with the CLI and the settings, and the commands it runs serve reviews on local Redis and
+PostgreSQL servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import click
+import pytest
+import yaml
+
+from cli.main import cli
+from cli.processes import free_port, stop
+from core.settings import Settings
+from tests.conftest import ROOT
+from tests.test_end_to_end import call, wait_for_results
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+APP_SERVICES = [name for name, s in SERVICES.items() if s.get("command", [""])[0] == "sentiment"]
+SECRETS = {"SECRET_KEY", "ADMIN_TOKEN", "POSTGRES_PASSWORD"}
+
+
+def settings_variables(monkeypatch) -> set[str]:
+    """The environment variables Settings.from_env reads."""
+    read: set[str] = set()
+
+    class Recording(dict):
+        def get(self, key, default=None):
+            read.add(key)
+            return default
+
+        def __contains__(self, key):
+            read.add(key)
+            return False
+
+    monkeypatch.setattr(os, "environ", Recording())
+    Settings.from_env()
+    return read
+
+
+def resolve(command: list[str]) -> click.Command:
+    """The CLI command that `command` runs, with its options parsed as the CLI would."""
+    group: click.Command = cli
+    args = command[1:]
+    while isinstance(group, click.Group):
+        group, args = group.commands[args[0]], args[1:]
+    group.make_context(command[1], list(args))
+    return group
+
+
+def test_the_services_are_the_ones_the_project_runs() -> None:
+    assert set(SERVICES) == {
+        "redis", "postgres", "migrate", "web", "worker", "worker-gpu", "beat", "trainer",
+    }  # fmt: skip
+    assert {SERVICES[name]["image"] for name in APP_SERVICES} == {
+        "sentiment-service:latest", "sentiment-service:gpu",
+    }  # fmt: skip
+    for name in ("redis", "postgres", "web", "worker"):
+        assert SERVICES[name]["healthcheck"]["test"], name
+    assert "--appendonly" in SERVICES["redis"]["command"]
+    devices = SERVICES["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert SERVICES["migrate"]["restart"] == "no"
+    migrated = SERVICES["web"]["depends_on"]["migrate"]["condition"]
+    assert migrated == "service_completed_successfully"
+
+
+def test_every_command_is_a_cli_command(monkeypatch) -> None:
+    commands = {name: resolve(SERVICES[name]["command"]).name for name in APP_SERVICES}
+    assert commands == {
+        "migrate": "upgrade", "web": "web", "worker": "worker", "worker-gpu": "worker",
+        "beat": "beat", "trainer": "trainer",
+    }  # fmt: skip
+
+
+def test_the_environment_is_what_the_settings_read_and_secrets_have_no_default(monkeypatch):
+    known = settings_variables(monkeypatch)
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name in APP_SERVICES:
+        assert set(SERVICES[name]["environment"]) <= known, name
+        assert "/models" in [v.split(":")[1] for v in SERVICES[name]["volumes"]]
+        assert SERVICES[name]["environment"]["MODEL_DIR"] == "/models"
+    assert {"SECRET_KEY", "ADMIN_TOKEN"} <= set(SERVICES["web"]["environment"])
+    for secret in SECRETS:
+        uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), secret
+    referenced = set(re.findall(r"\$\{(\w+)", text))
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
+    assert referenced == documented
+    assert all(re.search(rf"^{s}=$", example, re.MULTILINE) for s in SECRETS)
+
+
+@pytest.mark.integration
+def test_the_compose_commands_serve_reviews_on_local_servers(
+    settings, tiny_artifact, redis_server, postgres_server, tmp_path
+) -> None:
+    from dataclasses import replace
+
+    from tests.conftest import add_model
+
+    port = free_port()
+    env = dict(os.environ) | {
+        name: value for name, value in SERVICES["web"]["environment"].items() if "$" not in value
+    }
+    env |= {
+        "DATABASE_URL": postgres_server.url,
+        "REDIS_URL": redis_server,
+        "MODEL_DIR": str(tmp_path / "models"),
+        "SENTIMENT_VAR": str(tmp_path / "var"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "SECRET_KEY": "compose-test",
+        "ADMIN_TOKEN": "compose-test",
+    }
+
+    def run(name: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "cli.main", *SERVICES[name]["command"][1:]]
+        command = [str(port) if arg == "8000" else arg for arg in command]
+        command = ["127.0.0.1" if arg == "0.0.0.0" else arg for arg in command]
+        with (tmp_path / f"{name}.log").open("w") as log:
+            return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+    migrate = run("migrate")
+    assert migrate.wait(60) == 0, (tmp_path / "migrate.log").read_text()
+    add_model(replace(settings, database_url=postgres_server.url, model_dir=tmp_path / "models"),
+              tiny_artifact)  # fmt: skip
+    services = [run(name) for name in ("worker", "beat", "trainer", "web")]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if call(f"{base}/healthz")[0] == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "web.log").read_text()
+                time.sleep(0.5)
+        _, body = call(f"{base}/api/v1/reviews", {"text": "a wonderful film, I loved it"})
+        result = wait_for_results(base, [body["id"]])[body["id"]]
+        assert result["status"] == "done" and result["sentiment"] == "positive"
+        assert call(f"{base}/readyz")[1]["ready"] is True
+        assert all(service.poll() is None for service in services)
+    finally:
+        stop(services)
+        for name in ("migrate", "worker", "beat", "trainer", "web"):
+            print(f"--- {name} ---\n" + (tmp_path / f"{name}.log").read_text())
