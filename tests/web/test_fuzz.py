@@ -28,15 +28,11 @@ CONFIG = SchemathesisConfig.from_dict(
 
 
 @pytest.fixture
-def fuzz_app(settings, fake_redis, tiny_model, sessions):
+def fuzz_app(settings, make_app, tiny_model, sessions):
     """The app with limits the fuzz cannot reach, and one review of each status to read back."""
-    from web.app import create_app
-
-    app = create_app(
+    app = make_app(
         replace(settings, submit_rate_limit="100000/minute", feedback_rate_limit="100000/minute")
     )
-    app.config["TESTING"] = True
-    app.extensions["redis"] = fake_redis
     with sessions() as session:
         session.add_all(
             [
