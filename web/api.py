@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from core.db import ModelVersion, Review, ReviewStatus, Sentiment, TrainingRun, as_utc
 from core.registry import active_version, get_version
@@ -26,6 +26,7 @@ from web.reviews import (
     clean_texts,
     get_review,
     list_reviews,
+    paginate,
     parse_choice,
     parse_page,
     parse_submission,
@@ -264,15 +265,9 @@ def index_models():  # type: ignore[no-untyped-def]
         "400": {$ref: "#/components/responses/Error"}
     """
     page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
-    with sessions() as session:
-        total = session.scalar(select(func.count()).select_from(ModelVersion)) or 0
-        rows = session.scalars(
-            select(ModelVersion)
-            .order_by(ModelVersion.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-        found = Page(list(rows), page, per_page, total)
+    found = paginate(
+        select(ModelVersion).order_by(ModelVersion.id.desc()), page=page, per_page=per_page
+    )
     return jsonify(page_public(found, model_public))
 
 
@@ -385,15 +380,9 @@ def training_runs():  # type: ignore[no-untyped-def]
         "400": {$ref: "#/components/responses/Error"}
     """
     page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
-    with sessions() as session:
-        total = session.scalar(select(func.count()).select_from(TrainingRun)) or 0
-        rows = session.scalars(
-            select(TrainingRun)
-            .order_by(TrainingRun.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-        found = Page(list(rows), page, per_page, total)
+    found = paginate(
+        select(TrainingRun).order_by(TrainingRun.id.desc()), page=page, per_page=per_page
+    )
     return jsonify(page_public(found, TrainingRun.as_dict))
 
 

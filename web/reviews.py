@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -226,11 +226,14 @@ def list_reviews(
         query = query.where(Review.sentiment == sentiment)
     if submission:
         query = query.where(Review.submission == submission)
+    return paginate(query.order_by(Review.id.desc()), page=page, per_page=per_page)
+
+
+def paginate(query: Select, *, page: int, per_page: int) -> Page:
+    """One page of an ordered query's rows, with the total count."""
     with sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.order_by(Review.id.desc()).offset((page - 1) * per_page).limit(per_page)
-        )
+        rows = session.scalars(query.offset((page - 1) * per_page).limit(per_page))
         return Page(list(rows), page, per_page, total)
 
 
