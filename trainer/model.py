@@ -27,6 +27,50 @@ class Preset:
     ngram_dim: int = 0
     ngram_buckets: int = 0
     patience: int | None = None  # stop after this many epochs without a better val_loss
+    # >0 first trains the n-gram branch alone, as a logistic regression, for up to this many
+    # epochs at `linear_learning_rate` (it converges far slower than the LSTM overfits), then
+    # freezes it and trains the LSTM on top, starting from the regression's prediction.
+    linear_warmup: int = 0
+    linear_learning_rate: float = 0.01
+
+
+NGRAM_BAG, NGRAM_MEAN, HEAD = "ngram_bag", "ngram_mean", "head"  # layers the warm-up reaches
+
+
+def warm_up_linear(model: Any, preset: Preset, train: Any, validation: Any) -> dict:
+    """Fit the n-gram branch alone as a logistic regression, freeze it, and start the whole
+    model's head from the regression (the LSTM's weights in the head at zero). Returns the
+    regression's history."""
+    import keras
+    import numpy as np
+
+    pooled = model.get_layer(NGRAM_MEAN).output
+    linear_head = keras.layers.Dense(1, activation="sigmoid")
+    linear = keras.Model(model.inputs, linear_head(pooled))
+    linear.compile(
+        optimizer=keras.optimizers.Adam(preset.linear_learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    monitor = "val_loss" if validation is not None else "loss"
+    history = linear.fit(
+        train,
+        validation_data=validation,
+        epochs=preset.linear_warmup,
+        shuffle=False,
+        callbacks=[
+            keras.callbacks.EarlyStopping(patience=1, restore_best_weights=True, monitor=monitor)
+        ],
+        verbose=2,
+    )
+    model.get_layer(NGRAM_BAG).trainable = False
+    kernel, bias = model.get_layer(HEAD).get_weights()
+    weight, linear_bias = linear_head.get_weights()
+    kernel = np.zeros_like(kernel)
+    kernel[-preset.ngram_dim :] = weight
+    model.get_layer(HEAD).set_weights([kernel, linear_bias])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
 PRESETS = {
@@ -63,6 +107,7 @@ PRESETS = {
         batch_size=64,
         validation_split=0.1,
         patience=1,
+        linear_warmup=10,
     ),
     # A first look in about a minute (`sentiment up --quick`, which caps the reviews): masked, so
     # a one-line review is not read as 190 tokens of padding.
@@ -114,17 +159,20 @@ def build_model(preset: Preset) -> Any:
     x = layers.Bidirectional(rnn)(x) if preset.bidirectional else rnn(x)
     if preset.pool:
         x = layers.GlobalAveragePooling1D()(x)
+    if preset.head_dropout:  # on the LSTM's features only: the n-gram regression is kept whole
+        x = layers.Dropout(preset.head_dropout)(x)
     if preset.ngram_dim:
         from core.layers import NgramIds
 
         ids = NgramIds(preset.num_words, preset.ngram_buckets)(inputs)
         bag = layers.Embedding(
-            preset.num_words + preset.ngram_buckets, preset.ngram_dim, mask_zero=True
+            preset.num_words + preset.ngram_buckets,
+            preset.ngram_dim,
+            mask_zero=True,
+            name=NGRAM_BAG,
         )(ids)
-        x = layers.Concatenate()([x, layers.GlobalAveragePooling1D()(bag)])
-    if preset.head_dropout:
-        x = layers.Dropout(preset.head_dropout)(x)
-    outputs = layers.Dense(1, activation="sigmoid")(x)
+        x = layers.Concatenate()([x, layers.GlobalAveragePooling1D(name=NGRAM_MEAN)(bag)])
+    outputs = layers.Dense(1, activation="sigmoid", name=HEAD)(x)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return model

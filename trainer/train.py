@@ -19,7 +19,7 @@ from trainer.analysis import analyse
 from trainer.batches import BucketedBatches
 from trainer.data import Dataset
 from trainer.evaluation import classification_metrics
-from trainer.model import PRESETS, build_model
+from trainer.model import NGRAM_BAG, PRESETS, build_model, warm_up_linear
 from trainer.report import EXAMPLE_REVIEWS, write_json, write_test_report, write_training_curves
 
 DEFAULT_SEED = 1337
@@ -119,6 +119,11 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         validation = BucketedBatches(
             sequences[cut:], train.labels[cut:], preprocessor, 256, request.seed, width
         )
+    warm_up = None
+    if preset.linear_warmup and not request.base:
+        warm_up = warm_up_linear(
+            model, preset, batches.dataset(), validation and validation.dataset()
+        )
     history = model.fit(
         batches.dataset(),
         epochs=preset.epochs,
@@ -127,6 +132,8 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    if warm_up:  # trainable again, so a later fine-tuning run may adjust it
+        model.get_layer(NGRAM_BAG).trainable = True
     train_seconds = time.monotonic() - started
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     write_training_curves(report, curves)
@@ -151,6 +158,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         "seed": request.seed,
         "share_truncated": eda["share_truncated"],
         "continued_from": str(request.base) if request.base else None,
+        "linear_warmup": warm_up,
     }
     write_json(report / "metrics.json", metrics)
     # Saved uncompiled: the optimizer's state would triple the file and serving never uses it.
