@@ -239,6 +239,10 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         "imdb_train": len(rest.texts),
         "imdb_holdout": len(gate_imdb.texts),
     }
+    if not used or not holdout:
+        run.status = RunStatus.rejected
+        run.decision = "too little feedback: none to learn from, or none held out to judge on"
+        return
     session.commit()
 
     request = TrainRequest(preset=active.preset, seed=DEFAULT_SEED)

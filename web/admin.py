@@ -7,7 +7,7 @@ import hmac
 from flask import current_app
 
 from core.db import ModelVersion
-from core.queue import request_retraining
+from core.queue import TRAINING_QUEUE, request_retraining
 from core.registry import activate_version, previous_version
 from core.runs import running_run
 from web.reviews import Rejected, sessions
@@ -43,12 +43,19 @@ def rollback_model() -> ModelVersion:
 
 
 def start_retraining() -> None:
-    """Ask the trainer for a run now; refused while one is in progress."""
+    """Ask the trainer for a run now; refused while one is waiting or in progress."""
     with sessions() as session:
         running = running_run(session)
     if running is not None:
         raise Rejected(409, "run_in_progress", f"retraining run {running.id} is still in progress")
+    unavailable = Rejected(503, "queue_unavailable", "the training queue is unavailable")
+    try:
+        waiting = current_app.extensions["redis"].llen(TRAINING_QUEUE)
+    except Exception as exc:
+        raise unavailable from exc
+    if waiting:
+        raise Rejected(409, "run_queued", "a retraining run is already waiting for the trainer")
     try:
         request_retraining(current_app.extensions["celery"], "requested by an admin")
     except Exception as exc:
-        raise Rejected(503, "queue_unavailable", "the training queue is unavailable") from exc
+        raise unavailable from exc

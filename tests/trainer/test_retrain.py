@@ -136,3 +136,11 @@ def test_a_run_that_fails_is_recorded_with_its_reason(settings, sessions, tiny_m
     assert run.status is RunStatus.failed and "missing.tar.gz" in run.error
     assert run.finished_at is not None and run.candidate_version is None
     assert not list(settings.model_dir.glob(".staging-*"))
+
+
+def test_a_run_without_feedback_trains_nothing(settings, sessions, tiny_model, tmp_path) -> None:
+    settings = replace(settings, imdb_data=str(write_imdb_folder(tmp_path / "imdb")))
+    run = retrain(settings, trigger="admin", reason="test")
+    assert run.status is RunStatus.rejected and run.candidate_version is None
+    assert run.decision.startswith("too little feedback")
+    assert run.counts["labeled_reviews"] == 0
