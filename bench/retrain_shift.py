@@ -3,9 +3,10 @@ retraining run.
 
 The shifted domain is IMDb written in an invented slang: the words most telling of each class in
 the training reviews are replaced by made-up words (each reversed, plus "o": great -> taergo),
-so the base model meets reviews whose sentiment rests on words it has never seen. Users'
-feedback is simulated with shifted *training* reviews and their true labels, stored as feedback
-rows; the held-out slice is shifted *test* reviews; the IMDb figure is the untouched test split.
+so the base model meets reviews whose sentiment rests on words it has never seen. The test split
+is halved: users' feedback is simulated with shifted reviews of the first half and their true
+labels, stored as feedback rows; the figures come from the second half only, shifted (the
+domain) and untouched (IMDb), so no model is judged on a review it learned from in any form.
 The run itself is the service's own (`trainer.retrain.retrain`, gate included).
 
     .venv/bin/python bench/retrain_shift.py --data ../shared/data/imdb/aclImdb_v1_labeled.tar.gz
@@ -67,8 +68,8 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--var", default="var/bench-retrain-shift")
     parser.add_argument("--preset", default="best")
-    parser.add_argument("--feedback", type=int, default=2000, help="shifted training reviews")
-    parser.add_argument("--holdout", type=int, default=5000, help="shifted test reviews")
+    parser.add_argument("--feedback", type=int, default=2000, help="shifted first-half reviews")
+    parser.add_argument("--holdout", type=int, default=5000, help="shifted second-half reviews")
     args = parser.parse_args()
 
     var = Path(args.var).resolve()
@@ -80,9 +81,12 @@ def main() -> None:
     base_scorer = Scorer.load(base.version, Path(base.artifact_path))
 
     slang, shift = shifter(telling_words(dataset.train, SLANG_WORDS))
-    fed = dataset.train.sample(args.feedback, seed=7)
-    fed = Split([shift(t) for t in fed.texts], fed.labels)
-    held = dataset.test.sample(args.holdout, seed=11)
+    test = dataset.test.sample(None, seed=7)
+    half = len(test.texts) // 2
+    field = Split(test.texts[:half], test.labels[:half]).sample(args.feedback, seed=7)
+    fed = Split([shift(t) for t in field.texts], field.labels)
+    judged = Split(test.texts[half:], test.labels[half:])
+    held = judged.sample(args.holdout, seed=11)
     held = Split([shift(t) for t in held.texts], held.labels)
 
     engine = make_engine(settings.database_url)
@@ -100,7 +104,7 @@ def main() -> None:
 
     before = {
         "shifted_holdout": accuracy(base_scorer, held),
-        "imdb_test": base.metrics["test_accuracy"],
+        "imdb_test_half": accuracy(base_scorer, judged),
     }
     run = retrain(replace(settings), trigger="admin", reason="bench/retrain_shift.py")
     assert run is not None
@@ -109,7 +113,7 @@ def main() -> None:
     candidate_scorer = Scorer.load(candidate.version, Path(candidate.artifact_path))
     after = {
         "shifted_holdout": accuracy(candidate_scorer, held),
-        "imdb_test": candidate.metrics["test_accuracy"],
+        "imdb_test_half": accuracy(candidate_scorer, judged),
     }
     engine.dispose()
     print(json.dumps({
@@ -117,7 +121,7 @@ def main() -> None:
         "before": before, "after": after,
     }, indent=2))  # fmt: skip
     print(f"\n{'':22}{'base ' + base.version:>14}{'candidate ' + candidate.version:>18}")
-    for key in ("shifted_holdout", "imdb_test"):
+    for key in ("shifted_holdout", "imdb_test_half"):
         print(f"{key:22}{before[key]:>14.4f}{after[key]:>18.4f}")
     print(f"decision: {run.status.value}: {run.decision}")
 
