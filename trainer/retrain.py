@@ -256,30 +256,30 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     staged = staging_dir(settings)
     try:
         metrics, fingerprint, candidate = train_into(staged, Dataset(train, imdb.test), request)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    current = Scorer.load(active.version, base_dir, active.artifact_sha256)
-    feedback_split = Split([i.text for i in holdout], [i.label for i in holdout])
-    figures = {
-        name: {
-            "imdb_accuracy": accuracy(scorer, gate_imdb),
-            "feedback_accuracy": accuracy(scorer, feedback_split),
+        current = Scorer.load(active.version, base_dir, active.artifact_sha256)
+        feedback_split = Split([i.text for i in holdout], [i.label for i in holdout])
+        figures = {
+            name: {
+                "imdb_accuracy": accuracy(scorer, gate_imdb),
+                "feedback_accuracy": accuracy(scorer, feedback_split),
+            }
+            for name, scorer in (("candidate", candidate), ("active", current))
         }
-        for name, scorer in (("candidate", candidate), ("active", current))
-    }
-    verdict = judge(figures["candidate"], figures["active"], settings)
-    metrics["gate"] = {"promoted": verdict.promote, "reason": verdict.reason} | figures
-    row = register_version(
-        session,
-        staged_dir=staged,
-        model_dir=settings.model_dir,
-        preset=active.preset,
-        metrics=metrics,
-        data_fingerprint=fingerprint,
-        parent_version=active.version,
-        activate_if_none=False,
-    )
+        verdict = judge(figures["candidate"], figures["active"], settings)
+        metrics["gate"] = {"promoted": verdict.promote, "reason": verdict.reason} | figures
+        row = register_version(
+            session,
+            staged_dir=staged,
+            model_dir=settings.model_dir,
+            preset=active.preset,
+            metrics=metrics,
+            data_fingerprint=fingerprint,
+            parent_version=active.version,
+            activate_if_none=False,
+        )
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)  # registering moves it; a failure leaves it
+        raise
     if verdict.promote:
         activate_version(session, row.version)
     run.candidate_version = row.version

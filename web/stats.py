@@ -35,14 +35,15 @@ def collect_stats() -> dict:
         by_status = dict(
             session.execute(select(Review.status, func.count()).group_by(Review.status)).all()
         )
-        recent = select(Review.created_at, Review.scored_at).where(
-            Review.status == ReviewStatus.done, Review.scored_at >= since
-        )
-        times = session.execute(recent.order_by(Review.id.desc()).limit(LATENCY_SAMPLE)).all()
+        recent = (Review.status == ReviewStatus.done, Review.scored_at >= since)
+        times = session.execute(
+            select(Review.created_at, Review.scored_at)
+            .where(*recent)
+            .order_by(Review.id.desc())
+            .limit(LATENCY_SAMPLE)
+        ).all()
         scored, batches = session.execute(
-            select(func.count(), func.count(func.distinct(Review.scored_at))).where(
-                Review.status == ReviewStatus.done, Review.scored_at >= since
-            )
+            select(func.count(), func.count(func.distinct(Review.scored_at))).where(*recent)
         ).one()
         agrees = Feedback.label == Review.sentiment
         verdicts = session.execute(

@@ -74,8 +74,9 @@ def requeue_pending(
             )
         )
         session.commit()
+    ids.sort()
     for start in range(0, len(ids), chunk):
-        enqueue_reviews(app, sorted(ids)[start : start + chunk])
+        enqueue_reviews(app, ids[start : start + chunk])
     return len(ids)
 
 
@@ -90,7 +91,8 @@ def score_batch(
 
     Safe to run twice and beside other workers: a batch claims only queued reviews, under its
     own token, and writes results only over rows still holding that claim, in one transaction.
-    If the batch fails, each review is scored alone, so one bad review cannot sink the others;
+    If scoring the batch fails, each review is scored alone, so one bad review cannot sink the
+    others (a model that cannot be loaded fails them all at once);
     a review that fails is queued again (through `app`) until its `max_attempts`-th attempt,
     then marked failed with the reason. A review claimed `max_attempts` times already (its
     workers kept dying) is failed without another try.
@@ -113,7 +115,7 @@ def score_batch(
         claimed = [row for row in claimed if row.attempts <= max_attempts]
         for row in exhausted:
             reason = row.error or "the worker scoring it stopped"
-            finish(session, token, [row.id], f"gave up after {max_attempts} attempts: {reason}")
+            finish(session, token, row.id, f"gave up after {max_attempts} attempts: {reason}")
         if not claimed:
             session.commit()
             return 0
@@ -122,13 +124,19 @@ def score_batch(
             waited = started - as_utc(row.created_at)
             metrics.QUEUE_WAIT_SECONDS.observe(waited.total_seconds())
         texts = [row.text for row in claimed]
+        outcomes: list[float | Exception]
         try:
             scorer = models.current(session)
-            with metrics.SCORING_SECONDS.labels(scorer.version).time():
-                outcomes: list[float | Exception] = [float(x) for x in scorer.score(texts)]
-        except Exception:
-            log.exception("a batch of %d failed; scoring its reviews one by one", len(texts))
-            outcomes = [score_alone(session, models, text) for text in texts]
+        except Exception as exc:
+            log.exception("no model to score %d reviews with", len(texts))
+            outcomes = [exc] * len(texts)
+        else:
+            try:
+                with metrics.SCORING_SECONDS.labels(scorer.version).time():
+                    outcomes = [float(x) for x in scorer.score(texts)]
+            except Exception:
+                log.exception("a batch of %d failed; scoring its reviews one by one", len(texts))
+                outcomes = [score_alone(scorer, text) for text in texts]
         done = [
             (row.id, o) for row, o in zip(claimed, outcomes, strict=True) if isinstance(o, float)
         ]
@@ -147,9 +155,9 @@ def score_batch(
     return written
 
 
-def score_alone(session: Session, models: ModelCache, text: str) -> float | Exception:
+def score_alone(scorer: Scorer, text: str) -> float | Exception:
     try:
-        return float(models.current(session).score([text])[0])
+        return float(scorer.score([text])[0])
     except Exception as exc:
         return exc
 
@@ -163,7 +171,7 @@ def settle_failure(
     metrics.FAILED.labels(type(exc).__name__).inc()
     if row.attempts >= max_attempts:
         reason = f"failed on attempt {row.attempts} of {max_attempts}: {reason}"
-        finish(session, token, [row.id], reason)
+        finish(session, token, row.id, reason)
         return True
     session.execute(
         update(Review)
@@ -173,11 +181,11 @@ def settle_failure(
     return False
 
 
-def finish(session: Session, token: str, ids: list[int], reason: str) -> None:
-    """Mark claimed reviews failed with `reason`."""
+def finish(session: Session, token: str, review_id: int, reason: str) -> None:
+    """Mark a claimed review failed with `reason`."""
     session.execute(
         update(Review)
-        .where(Review.id.in_(ids), Review.claim == token)
+        .where(Review.id == review_id, Review.claim == token)
         .values(status=ReviewStatus.failed, claim=None, error=reason, updated_at=utcnow())
     )
 
