@@ -59,7 +59,13 @@ def server_database(template: str | None = None) -> Iterator[str]:
     try:
         yield make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # Our own leftover connections are ended here; DROP itself then waits out the rest
+        # (an autovacuum worker, say), which `WITH (FORCE)` would need privileges to end.
+        execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+            f"datname = '{name}' AND usename = current_user AND pid <> pg_backend_pid()"
+        )
+        execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def execute(statement: str) -> None:
