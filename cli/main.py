@@ -12,8 +12,10 @@ from pathlib import Path
 
 import click
 
+from core.scoring import BRANCHES
 from core.settings import Settings
-from trainer.model import PRESETS
+from trainer.model import DEFAULT_SEED, PRESETS
+from trainer.pretrain import PretrainConfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, not errors
 
@@ -54,7 +56,10 @@ def db_upgrade() -> None:
 @click.option("--preset", default="best", show_default=True, type=click.Choice(sorted(PRESETS)))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epochs.")
 @click.option("--max-samples", type=click.IntRange(min=10), help="Cap train and test reviews.")
-def train(data_path: str | None, preset: str, epochs: int | None, max_samples: int | None) -> None:
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, help="Seeds every random choice.")
+def train(
+    data_path: str | None, preset: str, epochs: int | None, max_samples: int | None, seed: int
+) -> None:
     """Train a model version, register it, and activate it if none is active."""
     from core.migrate import upgrade_database
     from trainer.data import load_dataset, resolve_data
@@ -65,7 +70,9 @@ def train(data_path: str | None, preset: str, epochs: int | None, max_samples: i
     with user_errors():
         dataset = load_dataset(resolve_data(data_path or settings.imdb_data, settings.data_dir))
         row = train_and_register(
-            settings, dataset, TrainRequest(preset=preset, epochs=epochs, max_samples=max_samples)
+            settings,
+            dataset,
+            TrainRequest(preset=preset, epochs=epochs, max_samples=max_samples, seed=seed),
         )
     state = "active" if row.active else "registered"
     click.echo(
@@ -74,14 +81,82 @@ def train(data_path: str | None, preset: str, epochs: int | None, max_samples: i
     )
 
 
+@cli.command()
+@click.option(
+    "--unlabeled", "unlabeled", help="aclImdb folder or archive holding train/unsup "
+    "(default: the unlabeled archive beside the data, under its official name).",
+)  # fmt: skip
+@click.option("--data", "data_path", help="The labeled dataset (default: IMDB_DATA).")
+@click.option(
+    "--epochs",
+    default=PretrainConfig.epochs,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Passes of the word vectors over the text.",
+)
+@click.option(
+    "--lm-epochs",
+    default=PretrainConfig.lm_epochs,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Passes of the language model over the text (0: word vectors only).",
+)
+@click.option(
+    "--dim",
+    default=PretrainConfig.dim,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Vector width: the embedding width of the presets that start from them.",
+)
+@click.option(
+    "--units", default=PretrainConfig.lm_units, show_default=True, type=click.IntRange(1),
+    help="The language model's LSTM units: those of the presets that start from it.",
+)  # fmt: skip
+def pretrain(
+    unlabeled: str | None, data_path: str | None, epochs: int, lm_epochs: int, dim: int, units: int
+) -> None:
+    """Learn word vectors, then a language model, from the unlabeled and the training reviews
+    (never the test reviews), for the presets that start from them; an interrupted run resumes
+    after its last finished epoch."""
+    from tqdm import tqdm
+
+    from trainer.data import DataError, load_dataset, load_unlabeled, resolve_data, unlabeled_path
+    from trainer.pretrain import META_FILE
+    from trainer.pretrain import pretrain as learn_vectors
+
+    settings = Settings.from_env()
+    with user_errors():
+        data = resolve_data(data_path or settings.imdb_data, settings.data_dir)
+        source = Path(unlabeled) if unlabeled else unlabeled_path(data)
+        if source is None:
+            raise DataError(f"no unlabeled reviews beside {data}: give --unlabeled")
+        dataset = load_dataset(data)
+        texts = dataset.train.texts + load_unlabeled(source, exclude=dataset.test.texts)
+        with tqdm(unit=" words", unit_scale=True, file=sys.stderr, desc="pretraining") as bar:
+
+            def show(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            folder = learn_vectors(
+                texts,
+                settings.pretrained_dir,
+                PretrainConfig(dim=dim, epochs=epochs, lm_epochs=lm_epochs, lm_units=units),
+                show,
+            )
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    click.echo(f"pretrained {folder.name}: {meta['words']} words from {meta['texts']} reviews")
+
+
 def sessions():  # type: ignore[no-untyped-def]
     from core.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(Settings.from_env().database_url))()
 
 
-def load_scorer(version: str | None):  # type: ignore[no-untyped-def]
-    """The scorer for `version`, or for the active version when None."""
+def load_scorer(version: str | None, without: str | None = None):  # type: ignore[no-untyped-def]
+    """The scorer for `version`, or for the active version when None, with the branch
+    `without` names silenced."""
     from core.registry import active_version, get_version
     from core.scoring import Scorer
 
@@ -91,7 +166,7 @@ def load_scorer(version: str | None):  # type: ignore[no-untyped-def]
         missing = f"no model version {version!r}" if version else "no model is active"
         raise click.ClickException(f"{missing}; train one with `sentiment train`")
     with user_errors():
-        return Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
+        return Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256, without)
 
 
 @cli.command()
@@ -111,7 +186,11 @@ def predict(texts: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--data", "data_path", required=True, help="A labeled file in any training shape.")
 @click.option("--model", "version", help="Model version (default: the active one).")
-def evaluate(data_path: str, version: str | None) -> None:
+@click.option(
+    "--without", type=click.Choice(BRANCHES),
+    help="Silence this branch of a two-branch model: what is left is the other's share.",
+)  # fmt: skip
+def evaluate(data_path: str, version: str | None, without: str | None) -> None:
     """Print one JSON object of metrics for a model on labeled reviews (the test split of an
     aclImdb folder or archive; every review of a CSV or JSON-lines file)."""
     from trainer.data import load_labeled
@@ -119,9 +198,10 @@ def evaluate(data_path: str, version: str | None) -> None:
 
     with user_errors():
         split = load_labeled(Path(data_path))
-    scorer = load_scorer(version)
+    scorer = load_scorer(version, without)
     metrics = classification_metrics(split.labels, scorer.score(split.texts))
-    click.echo(json.dumps({"model_version": scorer.version, "data": data_path, **metrics}))
+    shown = {"model_version": scorer.version, "data": data_path, "without": without}
+    click.echo(json.dumps(shown | metrics))
 
 
 @cli.group()
@@ -278,6 +358,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     from core.db import make_engine, make_sessionmaker
     from core.migrate import upgrade_database
     from core.registry import list_versions
+    from trainer.pretrain import latest_artifact
 
     settings = Settings.from_env()
     share_metrics(settings)
@@ -300,6 +381,17 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
         if not has_model:
             click.echo("no model registered yet: training one first")
             how = ["--preset", "quick", "--max-samples", str(QUICK_SAMPLES)] if quick else []
+            if (
+                not quick
+                and PRESETS[preset].pretrained
+                and not latest_artifact(settings.pretrained_dir)
+            ):
+                click.echo(
+                    f"the {preset} preset starts from pretrained word vectors and there are none "
+                    "yet, so the first model is the `quick` preset; for the better one run "
+                    f"`sentiment pretrain`, then `sentiment train --preset {preset}`"
+                )
+                how = ["--preset", "quick"]
             command = [sys.executable, "-m", "cli.main", "train", *(how or ["--preset", preset])]
             if subprocess.run(command, env=env).returncode != 0:
                 raise click.ClickException("training the first model failed")

@@ -46,6 +46,32 @@ def for_inference(model: Any) -> Any:
     return clone
 
 
+# Layer names that training, serving and the ablations find a model's parts by.
+WORDS = "words"  # the word embedding
+NGRAM_BAG = "ngram_bag"  # the n-gram branch's embedding; with width 1, a regression's weights
+FEATURES = "features"  # concatenates the LSTM's features and then the n-gram branch's
+HEAD = "head"  # the sigmoid over FEATURES
+BRANCHES = ("lstm", "ngrams")  # the parts of a two-branch model that can be silenced
+
+
+def silence(model: Any, branch: str) -> Any:
+    """A copy of `model` with one branch's weights in the head set to zero, so its score comes
+    from the other branch alone (the ablation `sentiment evaluate --without` reports)."""
+    import keras
+
+    if branch not in BRANCHES:
+        raise ValueError(f"unknown branch {branch!r}: expected one of {', '.join(BRANCHES)}")
+    if NGRAM_BAG not in {layer.name for layer in model.layers}:
+        raise ValueError("the model has one branch, an LSTM alone: there is nothing to silence")
+    width = model.get_layer(NGRAM_BAG).output_dim
+    kernel, bias = model.get_layer(HEAD).get_weights()
+    kernel[slice(-width, None) if branch == "ngrams" else slice(None, -width)] = 0.0
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.get_layer(HEAD).set_weights([kernel, bias])
+    return clone
+
+
 @dataclass
 class Scorer:
     """One model version, ready to turn review texts into probabilities of `positive`.
@@ -62,7 +88,14 @@ class Scorer:
     bucketed: bool = False  # `forward` is compiled per shape: round shapes up to buckets
 
     @classmethod
-    def load(cls, version: str, artifact_dir: Path, expected_sha256: str | None = None) -> Scorer:
+    def load(
+        cls,
+        version: str,
+        artifact_dir: Path,
+        expected_sha256: str | None = None,
+        without: str | None = None,
+    ) -> Scorer:
+        """Load a version's artifact; `without` names a branch to silence (see `silence`)."""
         if not (artifact_dir / MODEL_FILE).is_file():
             raise ArtifactError(f"model {version}: no artifact at {artifact_dir}")
         if expected_sha256 and artifact_sha256(artifact_dir) != expected_sha256:
@@ -72,6 +105,8 @@ class Scorer:
         import core.layers  # noqa: F401  (registers the custom layers the model may use)
 
         model = for_inference(keras.saving.load_model(artifact_dir / MODEL_FILE, compile=False))
+        if without:
+            model = silence(model, without)
         return cls.from_model(version, model, Preprocessor.load(artifact_dir / PREPROCESSOR_FILE))
 
     @classmethod

@@ -99,5 +99,10 @@ class Settings:
         return self.redis_url
 
     @property
+    def pretrained_dir(self) -> Path:
+        """`sentiment pretrain`'s artifacts, beside the model versions that start from them."""
+        return self.model_dir / "pretrained"
+
+    @property
     def data_dir(self) -> Path:
         return self.var_dir / "data"

@@ -31,9 +31,23 @@ def tiny_dataset() -> Dataset:
     return Dataset(train=Split(texts, labels), test=Split(list(texts), list(labels)))
 
 
-def write_imdb_folder(root: Path) -> Path:
+UNLABELED = [
+    "the film was wonderful and the acting brilliant",
+    "an awful, boring film with terrible acting",
+    "a moving story and a superb score",
+    "dull and dreadful, a waste of an evening",
+]
+
+
+def movie_of(split: str, polarity: str, i: int) -> str:
+    """The written reviews' movies: two per movie, and no movie in both splits."""
+    return f"tt{(0 if split == 'train' else 1000) + (i // 2) * 10 + (polarity == 'pos')}"
+
+
+def write_imdb_folder(root: Path, urls: bool = False, unlabeled: bool = False) -> Path:
     """The official aclImdb layout with the written reviews in train, and again, each followed
-    by " (test)", in test."""
+    by " (test)", in test; with `urls`, the URL files naming each review's movie (`movie_of`),
+    and with `unlabeled`, UNLABELED and a copy of the first test review in train/unsup."""
     for split in ("train", "test"):
         for polarity, texts in (("pos", POSITIVE), ("neg", NEGATIVE)):
             folder = root / "aclImdb" / split / polarity
@@ -42,6 +56,17 @@ def write_imdb_folder(root: Path) -> Path:
                 rating = 9 if polarity == "pos" else 2
                 suffix = " (test)" if split == "test" else ""
                 (folder / f"{i}_{rating}.txt").write_text(text + suffix, encoding="utf-8")
+            if urls:
+                lines = [
+                    f"http://www.imdb.com/title/{movie_of(split, polarity, i)}/usercomments"
+                    for i in range(len(texts))
+                ]
+                (folder.parent / f"urls_{polarity}.txt").write_text("\n".join(lines) + "\n")
+    if unlabeled:
+        folder = root / "aclImdb" / "train" / "unsup"
+        folder.mkdir()
+        for i, text in enumerate([*UNLABELED, UNLABELED[0], NEGATIVE[0] + " (test)"]):
+            (folder / f"{i}_0.txt").write_text(text, encoding="utf-8")
     return root / "aclImdb"
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 from core.db import make_engine
 from core.settings import Settings
 from tests.databases import empty_database
-from tests.factories import NEGATIVE, POSITIVE, write_jsonl
+from tests.factories import NEGATIVE, POSITIVE, write_imdb_folder, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,3 +138,47 @@ def test_the_web_service_needs_a_secret_key(settings, monkeypatch) -> None:
     assert result.stderr.strip() == (
         "Error: SECRET_KEY is not set: every web process signs forms with it"
     )
+
+
+def test_evaluate_without_a_branch_reports_what_the_other_carries(settings, tiny_model, tmp_path):
+    data = write_jsonl(tmp_path / "mine.jsonl")
+    for branch in ("lstm", "ngrams"):
+        result = sentiment(settings, "evaluate", "--data", str(data), "--without", branch)
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(result.stdout)
+        assert metrics["without"] == branch and metrics["reviews"] == len(POSITIVE + NEGATIVE)
+    unknown = sentiment(settings, "evaluate", "--data", str(data), "--without", "head")
+    assert unknown.returncode == 2 and "'head' is not one of 'lstm', 'ngrams'" in unknown.stderr
+
+
+def test_pretrain_then_train_a_preset_that_starts_from_the_vectors(settings, tmp_path) -> None:
+    folder = write_imdb_folder(tmp_path / "data", urls=True, unlabeled=True)
+    before = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
+    assert before.returncode == 1
+    assert before.stderr.strip().endswith("run `sentiment pretrain` first")
+    wrong = sentiment(settings, "pretrain", "--data", str(folder), "--epochs", "1", "--dim", "16")
+    assert wrong.returncode == 0, wrong.stderr  # a language model of 128 units
+    mismatch = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
+    assert mismatch.returncode == 1
+    last_line = mismatch.stderr.splitlines()[-1]
+    assert last_line == "Error: the pretrained LSTM has 128 units, the preset's 8"
+    args = ("pretrain", "--data", str(folder), "--epochs", "2", "--lm-epochs", "1")
+    args += ("--dim", "16", "--units", "8")  # the tiny preset's embedding and LSTM
+    result = sentiment(settings, *args)
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((settings.model_dir / "pretrained" / "p2" / "pretrain.json").read_text())
+    # 12 training reviews and 4 unlabeled ones: a repeat and a copy of a test review left out
+    assert meta["texts"] == 16
+    assert result.stdout.strip() == f"pretrained p2: {meta['words']} words from 16 reviews"
+    assert "pretraining: 100%" in result.stderr  # the progress bar
+    trained = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
+    assert trained.returncode == 0, trained.stderr
+    metrics = json.loads((settings.model_dir / "v1" / "report" / "metrics.json").read_text())
+    assert metrics["pretrained"] == "p2" and metrics["test_accuracy"] == 1.0
+
+
+def test_pretrain_needs_unlabeled_reviews(settings, tmp_path) -> None:
+    data = write_jsonl(tmp_path / "mine.jsonl")
+    result = sentiment(settings, "pretrain", "--data", str(data))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: no unlabeled reviews beside {data}: give --unlabeled"

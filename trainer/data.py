@@ -10,6 +10,8 @@ import random
 import re
 import tarfile
 import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +20,12 @@ IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 # The seed notebook's random 80/20 split, for files that carry no split of their own.
 TEST_FRACTION = 0.2
 SPLIT_SEED = 42
-_IMDB_MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt$")
+_IMDB_MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_\d+\.txt$")
+_URL_MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/urls_(pos|neg|unsup)\.txt$")
+_MOVIE = re.compile(r"/title/(tt\d+)/")
+# The rest of the official archive, found beside a labeled-only copy under these names.
+UNSUP_ARCHIVE = "aclImdb_v1_unsup.tar.gz"
+EXTRAS_ARCHIVE = "aclImdb_v1_extras.tar.gz"
 _LABELS = {"positive": 1, "negative": 0, "pos": 1, "neg": 0, "1": 1, "0": 0}
 
 
@@ -30,25 +37,57 @@ class DataError(ValueError):
 class Split:
     texts: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    # The movie each review is about (an IMDb title id), where the data says; else empty.
+    groups: list[str] = field(default_factory=list)
 
-    def add(self, text: str, label: int) -> None:
+    def add(self, text: str, label: int, group: str = "") -> None:
         self.texts.append(text)
         self.labels.append(label)
+        self.groups.append(group)
+
+    def subset(self, rows: Sequence[int]) -> Split:
+        groups = [self.groups[i] for i in rows] if self.groups else []
+        return Split([self.texts[i] for i in rows], [self.labels[i] for i in rows], groups)
 
     def sample(self, n: int | None, seed: int) -> Split:
         """A random subset of `n` examples (all of them, shuffled, when n is None)."""
         order = list(range(len(self.texts)))
         random.Random(seed).shuffle(order)
-        order = order[:n] if n else order
-        return Split([self.texts[i] for i in order], [self.labels[i] for i in order])
+        return self.subset(order[:n] if n else order)
 
     def hold_out(self, n: int, seed: int = 1337) -> tuple[Split, Split]:
         """A fixed random slice of `n` examples (at most a fifth), and the rest: the same slice
         for the same data and seed, so every model trained on the rest can be compared on it."""
         shuffled = self.sample(None, seed)
         n = min(n, len(shuffled.texts) // 5)
-        held = Split(shuffled.texts[:n], shuffled.labels[:n])
-        return held, Split(shuffled.texts[n:], shuffled.labels[n:])
+        return shuffled.subset(range(n)), shuffled.subset(range(n, len(shuffled.texts)))
+
+    def split_validation(self, fraction: float, seed: int) -> tuple[Split, Split]:
+        """(train, validation) with about `fraction` of the reviews in validation.
+
+        Split by movie when every review's movie is known, so no movie is on both sides (a
+        random split rewards memorising names and casts); otherwise at random.
+        """
+        order = list(range(len(self.texts)))
+        random.Random(seed).shuffle(order)
+        wanted = int(len(order) * fraction)
+        if self.groups and all(self.groups):
+            movies = sorted(set(self.groups))
+            random.Random(seed).shuffle(movies)
+            sizes = Counter(self.groups)
+            held: set[str] = set()
+            taken = 0
+            for movie in movies:
+                if taken >= wanted:
+                    break
+                held.add(movie)
+                taken += sizes[movie]
+            validation = [i for i in order if self.groups[i] in held]
+            return self.subset([i for i in order if self.groups[i] not in held]), self.subset(
+                validation
+            )
+        cut = len(order) - wanted
+        return self.subset(order[:cut]), self.subset(order[cut:])
 
     def fingerprint(self) -> str:
         """A checksum of the examples that does not depend on their order."""
@@ -88,11 +127,9 @@ def load_labeled(path: Path) -> Split:
 def _load(path: Path) -> Dataset | Split:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    if path.is_dir():
-        return _load_imdb_dir(path)
     name = path.name.lower()
-    if name.endswith((".tar.gz", ".tgz", ".tar")):
-        return _load_imdb_tar(path)
+    if path.is_dir() or name.endswith((".tar.gz", ".tgz", ".tar")):
+        return _load_imdb(path)
     if name.endswith(".csv"):
         return _nonempty(_read_csv(path), path)
     if name.endswith((".jsonl", ".json", ".ndjson")):
@@ -106,30 +143,79 @@ def _nonempty(split: Split, path: Path) -> Split:
     return split
 
 
-def _load_imdb_dir(path: Path) -> Dataset:
-    root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
-    splits = {"train": Split(), "test": Split()}
-    for split_name, split in splits.items():
-        for polarity, label in (("pos", 1), ("neg", 0)):
-            for file in sorted((root / split_name / polarity).glob("*.txt")):
-                split.add(file.read_text(encoding="utf-8"), label)
-    return _checked(Dataset(**splits), path)
-
-
-def _load_imdb_tar(path: Path) -> Dataset:
-    splits = {"train": Split(), "test": Split()}
+def _imdb_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, content) of every file of an aclImdb folder or archive, names as in the archive."""
+    if path.is_dir():
+        root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+        for file in sorted(root.rglob("*")):
+            name = f"aclImdb/{file.relative_to(root).as_posix()}"
+            if (_IMDB_MEMBER.search(name) or _URL_MEMBER.search(name)) and file.is_file():
+                yield name, file.read_bytes()
+        return
     try:
         with tarfile.open(path) as archive:
             for member in archive:
-                match = _IMDB_MEMBER.search(member.name)
-                if match and member.isfile():
+                if member.isfile() and (
+                    _IMDB_MEMBER.search(member.name) or _URL_MEMBER.search(member.name)
+                ):
                     handle = archive.extractfile(member)
                     assert handle is not None
-                    text = handle.read().decode("utf-8")
-                    splits[match[1]].add(text, 1 if match[2] == "pos" else 0)
+                    yield member.name, handle.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable tar archive ({exc})") from exc
+
+
+def _read_imdb(path: Path) -> tuple[dict, dict]:
+    """The reviews {(split, polarity, id): text} and URL lines {(split, polarity): [url]}."""
+    reviews, urls = {}, {}
+    for name, content in _imdb_members(path):
+        if match := _IMDB_MEMBER.search(name):
+            reviews[match[1], match[2], int(match[3])] = content.decode("utf-8")
+        elif match := _URL_MEMBER.search(name):
+            urls[match[1], match[2]] = content.decode("utf-8").splitlines()
+    return reviews, urls
+
+
+def _load_imdb(path: Path) -> Dataset:
+    reviews, urls = _read_imdb(path)
+    extras = path.parent / EXTRAS_ARCHIVE
+    if not urls and path.is_file() and extras.is_file():
+        urls = _read_imdb(extras)[1]
+    splits = {"train": Split(), "test": Split()}
+    for (split, polarity, number), text in sorted(reviews.items()):
+        if polarity != "unsup":
+            lines = urls.get((split, polarity), [])
+            movie = _MOVIE.search(lines[number]) if number < len(lines) else None
+            splits[split].add(text, int(polarity == "pos"), movie[1] if movie else "")
+    for split in splits.values():  # a movie for every review, or for none
+        if not all(split.groups):
+            split.groups = []
     return _checked(Dataset(**splits), path)
+
+
+def unlabeled_path(data: Path) -> Path | None:
+    """Where the unlabeled reviews are: inside `data` when it is the whole official archive or
+    folder, else the unlabeled archive beside it under its official name."""
+    beside = data.parent / UNSUP_ARCHIVE
+    if data.is_dir() and any(data.glob("**/train/unsup")):
+        return data
+    if data.is_file() and data.name == "aclImdb_v1.tar.gz":
+        return data
+    return beside if beside.is_file() else None
+
+
+def load_unlabeled(path: Path, exclude: Sequence[str] = ()) -> list[str]:
+    """The unlabeled reviews (aclImdb/train/unsup) of a folder or archive, without those that
+    equal a text of `exclude` (the test reviews: learning from them would flatter the test
+    figure) and without repeats."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    reviews = _read_imdb(path)[0]
+    texts = [text for (_, polarity, _), text in sorted(reviews.items()) if polarity == "unsup"]
+    if not texts:
+        raise DataError(f"{path}: no aclImdb/train/unsup/*.txt reviews found")
+    excluded = set(exclude)
+    return list(dict.fromkeys(text for text in texts if text not in excluded))
 
 
 def _checked(dataset: Dataset, path: Path) -> Dataset:

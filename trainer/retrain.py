@@ -41,7 +41,7 @@ from core.settings import Settings
 from core.text import Preprocessor, tokenize
 from trainer.data import Dataset, Split, load_dataset, resolve_data
 from trainer.evaluation import classification_metrics
-from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into
+from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,6 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         return
     session.commit()
 
-    request = TrainRequest(preset=active.preset, seed=DEFAULT_SEED)
     if run.mode == "fine-tune":
         request = TrainRequest(
             preset=active.preset,
@@ -253,6 +252,8 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
             epochs=FINE_TUNE_EPOCHS,
             learning_rate=FINE_TUNE_LEARNING_RATE,
         )
+    else:  # from the latest pretrained vectors where the preset starts from them
+        request = with_pretrained(TrainRequest(preset=active.preset, seed=DEFAULT_SEED), settings)
     staged = staging_dir(settings)
     try:
         metrics, fingerprint, candidate = train_into(staged, Dataset(train, imdb.test), request)

@@ -7,22 +7,28 @@ import dataclasses
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from core.db import ModelVersion, make_engine, make_sessionmaker
 from core.registry import MODEL_FILE, PREPROCESSOR_FILE, register_version
-from core.scoring import Scorer
+from core.scoring import HEAD, NGRAM_BAG, WORDS, Scorer
 from core.settings import Settings
 from core.text import Preprocessor
 from trainer.analysis import analyse
 from trainer.batches import BucketedBatches
 from trainer.data import Dataset
 from trainer.evaluation import classification_metrics
-from trainer.model import NGRAM_BAG, PRESETS, build_model, warm_up_linear
+from trainer.language_model import LSTM_WEIGHTS
+from trainer.model import DEFAULT_SEED, PRESETS, build_model, build_stacked_trainer
+from trainer.pretrain import Pretrained, PretrainError, load_latest
 from trainer.report import EXAMPLE_REVIEWS, write_json, write_test_report, write_training_curves
+from trainer.stacking import assign_folds, fit_regression, out_of_fold_scores, regression_scores
 
-DEFAULT_SEED = 1337
 REPORT_DIR = "report"
 
 
@@ -34,6 +40,7 @@ class TrainRequest:
     seed: int = DEFAULT_SEED
     base: Path | None = None  # an artifact to continue training from, with its vocabulary
     learning_rate: float | None = None  # the optimizer's; None keeps the preset's (Adam default)
+    pretrained: Pretrained | None = None  # what pretraining learned, to start the model from
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
@@ -42,6 +49,7 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
     The fixed IMDb slice that retraining runs judge candidates on is never trained on, so the
     first model and every candidate are compared on reviews none of them has seen.
     """
+    request = with_pretrained(request, settings)
     staged = staging_dir(settings)
     _, rest = dataset.train.hold_out(settings.gate_imdb_reviews)
     metrics, fingerprint, _ = train_into(staged, Dataset(rest, dataset.test), request)
@@ -58,6 +66,49 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
             )
     finally:
         engine.dispose()
+
+
+def with_pretrained(request: TrainRequest, settings: Settings) -> TrainRequest:
+    """The request with the latest pretraining artifact when its preset starts from one."""
+    if request.base or not PRESETS[request.preset].pretrained:
+        return request
+    return dataclasses.replace(request, pretrained=load_latest(settings.pretrained_dir))
+
+
+def start_from_pretrained(model: Any, pretrained: Pretrained, vocab: Sequence[str], seed: int):  # type: ignore[no-untyped-def]
+    """Start the embedding from the pretrained vectors and, when pretraining learned a language
+    model, the (forward) LSTM from its LSTM."""
+    import keras
+
+    words = model.get_layer(WORDS)
+    shape = (words.input_dim, words.output_dim)
+    words.set_weights([pretrained.matrix_for(vocab, shape, seed)])
+    if pretrained.lstm is None:
+        return
+    rnn = next(
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.RNN | keras.layers.Bidirectional)
+    )
+    rnn = rnn.forward_layer if isinstance(rnn, keras.layers.Bidirectional) else rnn
+    weights = [pretrained.lstm[name] for name in LSTM_WEIGHTS]
+    if [w.shape for w in weights] != [w.shape for w in rnn.get_weights()]:
+        raise PretrainError(
+            f"the pretrained LSTM has {weights[1].shape[0]} units, the preset's {rnn.units}"
+        )
+    rnn.set_weights(weights)
+
+
+def start_from_regression(model: Any, table: np.ndarray, bias: float) -> None:
+    """Put the regression in the n-gram branch, frozen, and start the head from it: its score
+    taken whole, its bias, the LSTM's features at Keras' small random start."""
+    bag = model.get_layer(NGRAM_BAG)
+    bag.set_weights([table])
+    bag.trainable = False
+    head = model.get_layer(HEAD)
+    kernel, _ = head.get_weights()
+    kernel[-1] = 1.0
+    head.set_weights([kernel, np.array([bias], dtype=kernel.dtype)])
 
 
 def staging_dir(settings: Settings) -> Path:
@@ -78,8 +129,6 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         preset = dataclasses.replace(preset, epochs=request.epochs)
     keras.utils.set_random_seed(request.seed)
     tf.config.experimental.enable_op_determinism()
-    # Shuffled before fitting: Keras takes the validation split from the end, and the official
-    # training files are ordered by class.
     train = dataset.train.sample(request.max_samples, request.seed)
     test = dataset.test.sample(request.max_samples, request.seed)
     report = folder / REPORT_DIR
@@ -95,44 +144,51 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
             train.texts, num_words=preset.num_words, max_len=preset.max_len
         )
         model = build_model(preset)
+        if request.pretrained:
+            start_from_pretrained(model, request.pretrained, preprocessor.vocab, request.seed)
+    eda = analyse(train, preprocessor, report)
+    fit_part, validation = train.split_validation(preset.validation_split, request.seed)
+    sequences, held = preprocessor.encode(fit_part.texts), preprocessor.encode(validation.texts)
+    held_out = (held, validation.labels) if held else None
+    features = held_features = None
+    fitted = model
+    if preset.stack_folds and not request.base:
+        folds = assign_folds(fit_part.groups, len(sequences), preset.stack_folds, request.seed)
+        features = out_of_fold_scores(
+            preset, preprocessor, sequences, fit_part.labels, folds, held_out, request.seed
+        )
+        table, bias = fit_regression(
+            preset, preprocessor, (sequences, fit_part.labels), held_out, request.seed
+        )
+        start_from_regression(model, table, bias)
+        held_features = regression_scores(preset, table, preprocessor, held)
+        fitted = build_stacked_trainer(model, preset)
     if request.base or request.learning_rate:
         optimizer = keras.optimizers.Adam(learning_rate=request.learning_rate or 0.001)
-        model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    eda = analyse(train, preprocessor, report)
+        fitted.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     callbacks = []
-    if preset.patience:
+    if preset.patience and held:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 patience=preset.patience, restore_best_weights=True, monitor="val_loss"
             )
         )
-    # The validation part is the end of the shuffled training reviews, as Keras'
-    # validation_split takes it.
-    sequences = preprocessor.encode(train.texts)
-    cut = len(sequences) - int(len(sequences) * preset.validation_split)
     width = None if preset.mask else preset.max_len
     batches = BucketedBatches(
-        sequences[:cut], train.labels[:cut], preprocessor, preset.batch_size, request.seed, width
+        sequences, fit_part.labels, preprocessor, preset.batch_size, request.seed, width, features
     )
-    validation = None
-    if cut < len(sequences):
-        validation = BucketedBatches(
-            sequences[cut:], train.labels[cut:], preprocessor, 256, request.seed, width
-        )
-    warm_up = None
-    if preset.linear_warmup and not request.base:
-        warm_up = warm_up_linear(
-            model, preset, batches.dataset(), validation and validation.dataset()
-        )
-    history = model.fit(
+    validation_batches = held_out and BucketedBatches(
+        *held_out, preprocessor, 256, request.seed, width, held_features
+    )
+    history = fitted.fit(
         batches.dataset(),
         epochs=preset.epochs,
-        validation_data=validation and validation.dataset(),
+        validation_data=validation_batches and validation_batches.dataset(),
         shuffle=False,  # the batches reshuffle themselves every epoch
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    if warm_up:  # trainable again, so a later fine-tuning run may adjust it
+    if preset.stack_folds:  # trainable again, so a later fine-tuning run may adjust it
         model.get_layer(NGRAM_BAG).trainable = True
     train_seconds = time.monotonic() - started
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
@@ -142,12 +198,21 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     started = time.monotonic()
     scores = scorer.score(test.texts)
     test_metrics = classification_metrics(test.labels, scores)
+    validation_metrics = None
+    if validation.texts:
+        validation_metrics = classification_metrics(
+            validation.labels, scorer.score(validation.texts)
+        )
     write_test_report(
         report, test_metrics, test.texts, test.labels, scores, scorer.score(EXAMPLE_REVIEWS)
     )
     metrics = {
         "test": test_metrics,
         "test_accuracy": test_metrics["accuracy"],
+        # Chosen on: movies held out of training where the data names them (validation_by).
+        "validation": validation_metrics,
+        "validation_by": validation.texts and ("movie" if validation.groups else "random") or None,
+        "pretrained": request.pretrained.version if request.pretrained else None,
         "history": curves,
         "epochs_run": len(curves["loss"]),
         "preset": dataclasses.asdict(preset),
@@ -158,7 +223,6 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         "seed": request.seed,
         "share_truncated": eda["share_truncated"],
         "continued_from": str(request.base) if request.base else None,
-        "linear_warmup": warm_up,
     }
     write_json(report / "metrics.json", metrics)
     # Saved uncompiled: the optimizer's state would triple the file and serving never uses it.

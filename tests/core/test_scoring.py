@@ -69,3 +69,37 @@ def test_serving_switches_recurrent_dropout_off_without_changing_outputs(trained
     assert (served is model) == (preset == "tiny")  # only the seed preset uses recurrent dropout
     x = np.array([[0, 0, 3, 4, 5, 6]], dtype="int32")
     np.testing.assert_allclose(served.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_silenced_branch_no_longer_moves_the_score(trained) -> None:
+    import keras
+
+    from core.scoring import HEAD, NGRAM_BAG, silence
+
+    preset, folder = trained
+    model = keras.saving.load_model(folder / "model.keras", compile=False)
+    if preset == "seed":  # an LSTM alone
+        with pytest.raises(ValueError, match="one branch, an LSTM alone"):
+            silence(model, "lstm")
+        return
+    rng = np.random.default_rng(0)
+
+    def scores_after_scrambling(silenced, layers) -> tuple[np.ndarray, np.ndarray]:
+        before = Scorer.from_model("v", silenced, Scorer.load("v", folder).preprocessor)
+        for layer in layers:
+            layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+        after = Scorer.from_model("v", silenced, before.preprocessor)
+        return np.array(before.score(TEXTS)), np.array(after.score(TEXTS))
+
+    recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
+    for branch, scrambled in (("lstm", recurrent), ("ngrams", [model.get_layer(NGRAM_BAG)])):
+        silenced = silence(model, branch)
+        assert silenced.get_layer(HEAD).get_weights()[0].any()  # the other branch still counts
+        layers = [silenced.get_layer(layer.name) for layer in scrambled]
+        before, after = scores_after_scrambling(silenced, layers)
+        np.testing.assert_allclose(before, after, atol=1e-6)
+        assert not np.allclose(before, Scorer.load("v", folder).score(TEXTS), atol=1e-3)
+    whole = keras.models.clone_model(model)
+    whole.set_weights(model.get_weights())
+    before, after = scores_after_scrambling(whole, [whole.get_layer(NGRAM_BAG)])
+    assert not np.allclose(before, after, atol=1e-3)  # unsilenced, the scrambling shows

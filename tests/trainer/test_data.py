@@ -105,3 +105,69 @@ def test_a_verified_download_is_kept_and_reused(tmp_path, monkeypatch) -> None:
     assert first.read_bytes() == b"archive" and first.name == "aclImdb_v1.tar.gz"
     assert resolve_data(None, tmp_path) == first
     assert calls == [data.IMDB_URL]
+
+
+def test_the_url_files_give_each_review_its_movie(tmp_path) -> None:
+    from tests.factories import movie_of
+
+    dataset = load_dataset(write_imdb_folder(tmp_path, urls=True))
+    by_text = dict(zip(dataset.train.texts, dataset.train.groups, strict=True))
+    assert by_text[POSITIVE[3]] == movie_of("train", "pos", 3)
+    assert by_text[NEGATIVE[0]] == movie_of("train", "neg", 0)
+    assert len(set(dataset.test.groups)) == ALL // 2
+
+
+def test_an_extras_archive_beside_a_labeled_archive_gives_the_movies(tmp_path) -> None:
+    folder = write_imdb_folder(tmp_path / "src", urls=True)
+    labeled, extras = tmp_path / "aclImdb_v1_labeled.tar.gz", tmp_path / data.EXTRAS_ARCHIVE
+    with tarfile.open(labeled, "w:gz") as tar:
+        for split in ("train", "test"):
+            for polarity in ("pos", "neg"):
+                tar.add(folder / split / polarity, arcname=f"aclImdb/{split}/{polarity}")
+    assert load_dataset(labeled).train.groups == []  # no movies known: a random split
+    with tarfile.open(extras, "w:gz") as tar:
+        for url_file in folder.glob("*/urls_*.txt"):
+            tar.add(url_file, arcname=f"aclImdb/{url_file.relative_to(folder)}")
+    assert load_dataset(labeled).train.groups == load_dataset(folder).train.groups != []
+
+
+def test_validation_holds_out_whole_movies(tmp_path) -> None:
+    train = load_dataset(write_imdb_folder(tmp_path, urls=True)).train
+    for seed in range(20):
+        fit, validation = train.split_validation(0.25, seed)
+        assert not set(fit.groups) & set(validation.groups)
+        assert len(validation.texts) == 4  # two whole movies of two reviews each
+        assert sorted(fit.texts + validation.texts) == sorted(train.texts)
+    splits = {tuple(train.split_validation(0.25, seed)[1].groups) for seed in range(20)}
+    assert len(splits) > 1  # the seed chooses the movies
+
+
+def test_without_movies_validation_is_a_random_split(tmp_path) -> None:
+    train = load_dataset(write_imdb_folder(tmp_path)).train
+    assert train.groups == []
+    fit, validation = train.split_validation(0.25, 1)
+    assert (len(fit.texts), len(validation.texts)) == (ALL - 3, 3)
+    assert sorted(fit.texts + validation.texts) == sorted(train.texts)
+
+
+def test_unlabeled_reviews_leave_out_test_texts_and_repeats(tmp_path) -> None:
+    from tests.factories import UNLABELED
+
+    folder = write_imdb_folder(tmp_path, unlabeled=True)
+    dataset = load_dataset(folder)
+    assert len(dataset.train.texts) == ALL  # the unlabeled reviews are not training examples
+    assert data.unlabeled_path(folder) == folder
+    assert data.load_unlabeled(folder, exclude=dataset.test.texts) == UNLABELED
+    assert len(data.load_unlabeled(folder)) == len(UNLABELED) + 1
+
+
+def test_the_unlabeled_archive_is_found_beside_the_data(tmp_path) -> None:
+    labeled = write_csv(tmp_path / "reviews.csv")
+    assert data.unlabeled_path(labeled) is None
+    folder = write_imdb_folder(tmp_path / "src", unlabeled=True)
+    with tarfile.open(tmp_path / data.UNSUP_ARCHIVE, "w:gz") as tar:
+        tar.add(folder / "train" / "unsup", arcname="aclImdb/train/unsup")
+    assert data.unlabeled_path(labeled) == tmp_path / data.UNSUP_ARCHIVE
+    assert len(data.load_unlabeled(tmp_path / data.UNSUP_ARCHIVE)) == 5
+    with pytest.raises(DataError, match="no aclImdb/train/unsup"):
+        data.load_unlabeled(write_imdb_folder(tmp_path / "labeled-only"))

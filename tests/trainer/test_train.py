@@ -70,35 +70,3 @@ def test_training_is_deterministic_given_a_seed(tmp_path) -> None:
         results.append(metrics["history"]["loss"])
     assert results[0] == results[1]
     assert results[0] != results[2]
-
-
-def test_the_linear_warm_up_starts_the_model_from_the_ngram_regression(tmp_path, monkeypatch):
-    import dataclasses
-
-    import keras
-    import numpy as np
-
-    import core.layers  # noqa: F401
-    from core.text import Preprocessor
-    from tests.factories import tiny_dataset
-    from trainer import model as presets
-    from trainer.batches import BucketedBatches
-    from trainer.train import TrainRequest, train_into
-
-    warm = dataclasses.replace(presets.PRESETS["tiny"], linear_warmup=3, validation_split=0.25)
-    data = tiny_dataset().train
-    preprocessor = Preprocessor.fit(data.texts, num_words=warm.num_words, max_len=warm.max_len)
-    batches = BucketedBatches(preprocessor.encode(data.texts), data.labels, preprocessor, 4, 1)
-    model = presets.build_model(warm)
-    history = presets.warm_up_linear(model, warm, batches.dataset(), None)
-    assert 1 <= len(history["loss"]) <= 3
-    kernel, _ = model.get_layer(presets.HEAD).get_weights()
-    assert np.all(kernel[: -warm.ngram_dim] == 0) and np.any(kernel[-warm.ngram_dim :] != 0)
-    assert not model.get_layer(presets.NGRAM_BAG).trainable
-
-    monkeypatch.setitem(presets.PRESETS, "warm", warm)
-    (tmp_path / "report").mkdir()
-    metrics, _, _ = train_into(tmp_path, tiny_dataset(), TrainRequest("warm", epochs=2))
-    assert metrics["linear_warmup"]["val_loss"]
-    saved = keras.saving.load_model(tmp_path / "model.keras", compile=False)
-    assert saved.get_layer(presets.NGRAM_BAG).trainable  # a fine-tuning run may adjust it

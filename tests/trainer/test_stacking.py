@@ -1,0 +1,36 @@
+import dataclasses
+
+import numpy as np
+
+from core.text import Preprocessor
+from trainer.model import PRESETS
+from trainer.stacking import assign_folds, fit_regression, out_of_fold_scores, regression_scores
+
+PRESET = dataclasses.replace(PRESETS["tiny"], ngram_epochs=40, batch_size=2)
+# "alpha" means positive in one movie's reviews and negative in the other's, "beta" the reverse.
+REVIEWS = [("alpha", 1), ("beta", 0)] * 3 + [("alpha", 0), ("beta", 1)] * 3
+TEXTS = [f"{word} film" for word, _ in REVIEWS]
+LABELS = [label for _, label in REVIEWS]
+MOVIES = ["tt1"] * 6 + ["tt2"] * 6
+
+
+def test_folds_keep_each_movie_whole() -> None:
+    folds = assign_folds(MOVIES, len(MOVIES), 2, seed=3)
+    assert len(set(folds[:6])) == len(set(folds[6:])) == 1 and folds[0] != folds[6]
+    random_folds = assign_folds([], 12, 3, seed=3)
+    assert sorted(np.bincount(random_folds)) == [4, 4, 4]
+
+
+def test_a_review_is_scored_by_a_regression_that_never_saw_its_fold() -> None:
+    import keras
+
+    keras.utils.set_random_seed(1)
+    pre = Preprocessor.fit(TEXTS, num_words=PRESET.num_words, max_len=PRESET.max_len)
+    sequences = pre.encode(TEXTS)
+    table, _ = fit_regression(PRESET, pre, (sequences[:6], LABELS[:6]), None, seed=1)
+    in_sample = regression_scores(PRESET, table, pre, sequences[:6])[:, 0]
+    assert ((in_sample > 0) == np.array(LABELS[:6])).all()  # it learns the reviews it sees
+    folds = np.array([0] * 6 + [1] * 6)
+    scores = out_of_fold_scores(PRESET, pre, sequences, LABELS, folds, None, seed=1)[:, 0]
+    # Each movie's reviews are scored by the regression fitted on the other movie: all wrong.
+    assert ((scores > 0) != np.array(LABELS)).all()
