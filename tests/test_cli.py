@@ -156,20 +156,18 @@ def test_pretrain_then_train_a_preset_that_starts_from_the_vectors(settings, tmp
     before = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
     assert before.returncode == 1
     assert before.stderr.strip().endswith("run `sentiment pretrain` first")
-    wrong = sentiment(settings, "pretrain", "--data", str(folder), "--epochs", "1", "--dim", "16")
-    assert wrong.returncode == 0, wrong.stderr  # a language model of 128 units
+    wrong = sentiment(settings, "pretrain", "--data", str(folder), "--epochs", "1")
+    assert wrong.returncode == 0, wrong.stderr  # 128-wide vectors
     mismatch = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
     assert mismatch.returncode == 1
-    last_line = mismatch.stderr.splitlines()[-1]
-    assert last_line == "Error: the pretrained LSTM has 128 units, the preset's 8"
-    args = ("pretrain", "--data", str(folder), "--epochs", "2", "--lm-epochs", "1")
-    args += ("--dim", "16", "--units", "8")  # the tiny preset's embedding and LSTM
+    assert mismatch.stderr.splitlines()[-1] == "Error: pretrained vectors are 128-wide, not 16"
+    args = ("pretrain", "--data", str(folder), "--epochs", "2", "--dim", "16")
     result = sentiment(settings, *args)
     assert result.returncode == 0, result.stderr
     meta = json.loads((settings.model_dir / "pretrained" / "p2" / "pretrain.json").read_text())
     # 12 training reviews and 4 unlabeled ones: a repeat and a copy of a test review left out
     assert meta["texts"] == 16
-    assert result.stdout.strip() == f"pretrained p2: {meta['words']} words from 16 reviews"
+    assert result.stdout.strip() == f"pretrained p2: {meta['words']} word vectors from 16 reviews"
     assert "pretraining: 100%" in result.stderr  # the progress bar
     trained = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
     assert trained.returncode == 0, trained.stderr
