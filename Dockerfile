@@ -7,11 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
-COPY core core
+COPY sentiment_core sentiment_core
+COPY sentiment_inference sentiment_inference
 COPY web web
 COPY worker worker
 COPY trainer trainer
-COPY cli cli
+COPY sentiment_cli sentiment_cli
 COPY migrations migrations
 
 ARG TENSORFLOW=""

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from core.text import tokenize
+from sentiment_core.text import tokenize
 from trainer.data import load_dataset
 from trainer.evaluation import classification_metrics
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scoring import Service  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from core.db import Review, ReviewStatus  # noqa: E402
+from sentiment_core.db import Review, ReviewStatus  # noqa: E402
 from tests.factories import NEGATIVE, POSITIVE  # noqa: E402
 
 SAMPLE_EVERY_S = 10

@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.settings import Settings
-from core.text import tokenize
+from sentiment_core.settings import Settings
+from sentiment_core.text import tokenize
 from trainer.data import Dataset, Split, load_dataset
 from trainer.evaluation import classification_metrics
 from trainer.model import PRESETS
@@ -60,14 +60,14 @@ def validation_of(dataset: Dataset, settings: Settings, preset: str, seed: int) 
     return rest.sample(None, seed).split_validation(PRESETS[preset].validation_split, seed)[1]
 
 
-def accuracy(score, split: Split) -> float:  # type: ignore[no-untyped-def]
+def accuracy(score, split: Split) -> float:
     return classification_metrics(split.labels, score(split.texts))["accuracy"]
 
 
 def speed(model_dir: Path, texts: list[str]) -> dict:
     import keras
 
-    from core.scoring import Scorer
+    from sentiment_inference.scoring import Scorer
 
     scorer = Scorer.load(model_dir.name, model_dir)
     scorer.warm_up()  # as a worker does when it starts
@@ -89,7 +89,7 @@ def speed(model_dir: Path, texts: list[str]) -> dict:
 
 
 def model_rows(dataset: Dataset, settings: Settings, preset: str, seed: int) -> list[dict]:
-    from core.scoring import Scorer
+    from sentiment_inference.scoring import Scorer
     from trainer.train import TrainRequest, train_and_register
 
     row = train_and_register(settings, dataset, TrainRequest(preset=preset, seed=seed))
@@ -131,7 +131,7 @@ def baseline_rows(dataset: Dataset, settings: Settings, seeds: list[int]) -> lis
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    def fit(split: Split):  # type: ignore[no-untyped-def]
+    def fit(split: Split):
         vectorizer = TfidfVectorizer(
             tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2),
             min_df=2, sublinear_tf=True,
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     args = parser.parse_args()
 
-    from core.migrate import upgrade_database
+    from sentiment_core.migrate import upgrade_database
     from trainer.pretrain import META_FILE, latest_artifact
 
     settings = Settings(var_dir=args.var.resolve())
@@ -209,7 +209,7 @@ def main() -> None:
         env = dict(
             os.environ, SENTIMENT_VAR=str(settings.var_dir), MODEL_DIR=str(settings.model_dir)
         )
-        command = [sys.executable, "-m", "cli.main", "pretrain", "--data", str(args.data)]
+        command = [sys.executable, "-m", "sentiment_cli.main", "pretrain", "--data", str(args.data)]
         subprocess.run(command, env=env, cwd=ROOT, check=True)
     pretrained = latest_artifact(settings.pretrained_dir)
     pretrain_min = None

@@ -26,12 +26,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.db import Feedback, Review, ReviewStatus, Sentiment, make_engine, make_sessionmaker
-from core.migrate import upgrade_database
-from core.registry import get_version
-from core.scoring import Scorer
-from core.settings import Settings
-from core.text import tokenize
+from sentiment_core.db import (
+    Feedback,
+    Review,
+    ReviewStatus,
+    Sentiment,
+    make_engine,
+    make_sessionmaker,
+)
+from sentiment_core.migrate import upgrade_database
+from sentiment_core.registry import get_version
+from sentiment_core.settings import Settings
+from sentiment_core.text import tokenize
+from sentiment_inference.scoring import Scorer
 from trainer.data import Split, load_dataset
 from trainer.evaluation import classification_metrics
 from trainer.retrain import retrain
@@ -53,7 +60,7 @@ def telling_words(split: Split, per_class: int, min_count: int = 30) -> list[str
     return ranked[:per_class] + ranked[-per_class:]
 
 
-def shifter(words: list[str]):  # type: ignore[no-untyped-def]
+def shifter(words: list[str]):
     slang = {w: w[::-1] + "o" for w in words}
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
     return slang, lambda text: pattern.sub(lambda m: slang[m.group(0).lower()], text)
@@ -94,7 +101,7 @@ def main() -> None:
     scores = base_scorer.score(fed.texts)
     with sessions() as session:
         for text, label, score in zip(fed.texts, fed.labels, scores, strict=True):
-            predicted = Sentiment.positive if score >= 0.5 else Sentiment.negative
+            predicted = Sentiment.of(score)
             review = Review(text=text, status=ReviewStatus.done, sentiment=predicted, score=score)
             review.feedback.append(
                 Feedback(label=Sentiment.positive if label else Sentiment.negative)

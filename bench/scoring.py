@@ -31,11 +31,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from cli.processes import free_port, start_redis, stop
-from core.db import Review, ReviewStatus, as_utc, make_engine, make_sessionmaker
-from core.migrate import upgrade_database
-from core.registry import register_version
-from core.settings import Settings
+from sentiment_cli.processes import free_port, start_redis, stop
+from sentiment_core.db import Review, ReviewStatus, as_utc, make_engine, make_sessionmaker
+from sentiment_core.migrate import upgrade_database
+from sentiment_core.registry import register_version
+from sentiment_core.settings import Settings
 from trainer.data import load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds else float("inf")
 
 
-def timed(fn, *args):  # type: ignore[no-untyped-def]
+def timed(fn, *args):
     started = time.perf_counter()
     fn(*args)
     return time.perf_counter() - started
@@ -65,7 +65,7 @@ def short_reviews(texts: list[str], limit: int) -> list[str]:
 def in_process(model_dir: Path, texts: list[str], notebook_n: int) -> list[tuple]:
     import keras
 
-    from core.scoring import Scorer
+    from sentiment_inference.scoring import Scorer
 
     scorer = Scorer.load(model_dir.name, model_dir)
     model = keras.saving.load_model(model_dir / "model.keras", compile=False)
@@ -73,15 +73,15 @@ def in_process(model_dir: Path, texts: list[str], notebook_n: int) -> list[tuple
     scorer.warm_up()  # as a worker does when it starts
     model.predict(pre.pad(pre.encode(texts[:2])), verbose=0)
 
-    def notebook(items):  # type: ignore[no-untyped-def]
+    def notebook(items):
         for text in items:
             model.predict(pre.pad(pre.encode([text])), verbose=0)
 
-    def keras_batched(items):  # type: ignore[no-untyped-def]
+    def keras_batched(items):
         model.predict(pre.pad(pre.encode(items)), batch_size=256, verbose=0)
 
-    def in_batches(size):  # type: ignore[no-untyped-def]
-        def run(items):  # type: ignore[no-untyped-def]
+    def in_batches(size):
+        def run(items):
             for start in range(0, len(items), size):
                 scorer.score(items[start : start + size])
 
@@ -123,7 +123,7 @@ class Service:
             WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // workers)),
             SECRET_KEY="bench", SUBMIT_RATE_LIMIT="1000000/second",  # the load is one client
         )  # fmt: skip
-        me = [sys.executable, "-m", "cli.main"]
+        me = [sys.executable, "-m", "sentiment_cli.main"]
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
         self.processes = [redis_process]
         self.processes += [

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from core.db import Base, make_engine
-from core.settings import Settings
+from sentiment_core.db import Base, make_engine
+from sentiment_core.settings import Settings
 
 url = context.config.attributes.get("database_url") or Settings.from_env().database_url
 

@@ -20,10 +20,10 @@ from flask import Flask
 from kombu.transport import redis as kombu_redis
 from werkzeug.serving import make_server
 
-from cli.processes import start_redis, stop
-from core.db import make_engine, make_sessionmaker
-from core.registry import register_version
-from core.settings import Settings
+from sentiment_cli.processes import start_redis, stop
+from sentiment_core.db import make_engine, make_sessionmaker
+from sentiment_core.registry import register_version
+from sentiment_core.settings import Settings
 from tests.databases import database_copy, migrated_template
 from tests.factories import tiny_dataset
 from tests.postgres_server import PostgresServer, server_binaries
@@ -172,7 +172,7 @@ def service(settings, tiny_model, redis_server, tmp_path):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with (tmp_path / "worker.log").open("w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker"],
+            [sys.executable, "-m", "sentiment_cli.main", "worker"],
             cwd=ROOT, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     app = create_app(settings)

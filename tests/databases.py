@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from core.migrate import upgrade_database
-from core.settings import Settings
+from sentiment_core.migrate import upgrade_database
+from sentiment_core.settings import Settings
 
 SERVER_URL = os.environ.get("TEST_DATABASE_URL", "")
 

@@ -1,8 +1,8 @@
 """A real scoring worker whose model cannot score any review containing POISON: the fault tests
 plant a failing review with it. Run as `python -m tests.poisoned_worker`."""
 
-from cli.main import cli
-from core.scoring import Scorer
+from sentiment_cli.main import cli
+from sentiment_inference.scoring import Scorer
 
 unpoisoned = Scorer.score
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cli.processes import free_port
+from sentiment_cli.processes import free_port
 
 
 def server_binaries() -> Path | None:

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from core.db import Feedback, Review, make_engine, make_sessionmaker
+from sentiment_core.db import Feedback, Review, make_engine, make_sessionmaker
 from tests.factories import POSITIVE
 
 CHROMIUM = shutil.which("chromium")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
-from core.db import make_engine
-from core.settings import Settings
+from sentiment_core.db import make_engine
+from sentiment_core.settings import Settings
 from tests.databases import empty_database
 from tests.factories import NEGATIVE, POSITIVE, write_imdb_folder, write_jsonl
 
@@ -22,7 +22,7 @@ def sentiment(settings, *args: str, stdin: str | None = None) -> subprocess.Comp
         MODEL_DIR=str(settings.model_dir),
     )
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "sentiment_cli.main", *args],
         cwd=ROOT,
         env=env,
         input=stdin,

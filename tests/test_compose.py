@@ -14,9 +14,9 @@ import click
 import pytest
 import yaml
 
-from cli.main import cli
-from cli.processes import free_port, stop
-from core.settings import Settings
+from sentiment_cli.main import cli
+from sentiment_cli.processes import free_port, stop
+from sentiment_core.settings import Settings
 from tests.conftest import ROOT
 from tests.test_end_to_end import call, wait_for_results
 
@@ -120,7 +120,7 @@ def test_the_compose_commands_serve_reviews_on_local_servers(
     }
 
     def run(name: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "cli.main", *SERVICES[name]["command"][1:]]
+        command = [sys.executable, "-m", "sentiment_cli.main", *SERVICES[name]["command"][1:]]
         command = [str(port) if arg == "8000" else arg for arg in command]
         command = ["127.0.0.1" if arg == "0.0.0.0" else arg for arg in command]
         with (tmp_path / f"{name}.log").open("w") as log:

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from cli.processes import free_port
+from sentiment_cli.processes import free_port
 from tests.conftest import ROOT, service_env
 from tests.factories import NEGATIVE, POSITIVE
 
@@ -57,10 +57,10 @@ def submit_and_check(base: str, model_version: str) -> None:
     assert all(results[i]["status"] == "done" for i in ids)
 
 
-def stored_reviews(settings):  # type: ignore[no-untyped-def]
+def stored_reviews(settings):
     from sqlalchemy import select
 
-    from core.db import Review, make_engine, make_sessionmaker
+    from sentiment_core.db import Review, make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine)() as session:
@@ -80,7 +80,7 @@ def test_reviews_are_scored_by_a_real_worker(service, tiny_model) -> None:
 @pytest.fixture
 def orphaned_reviews(settings, tiny_model) -> list[int]:
     """Reviews stored as queued whose messages never reached the broker (or were lost)."""
-    from core.db import Review, make_engine, make_sessionmaker
+    from sentiment_core.db import Review, make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine)() as session:
@@ -104,8 +104,8 @@ def test_a_starting_worker_scores_reviews_whose_messages_were_lost(
 def test_a_new_active_version_takes_over_without_losing_reviews(
     service, tiny_model, tiny_artifact
 ) -> None:
-    from core.db import make_engine, make_sessionmaker
-    from core.registry import activate_version
+    from sentiment_core.db import make_engine, make_sessionmaker
+    from sentiment_core.registry import activate_version
     from tests.conftest import add_model
 
     settings, base = service
@@ -133,7 +133,7 @@ def test_sentiment_up_runs_everything_and_stops_it_on_ctrl_c(
     port = free_port()
     settings = replace(settings, redis_url=None)
     up = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "up", "--port", str(port)],
+        [sys.executable, "-m", "sentiment_cli.main", "up", "--port", str(port)],
         cwd=ROOT, env=service_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, multiprocess
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from cli.processes import start_redis, stop
-from core.db import Review, ReviewStatus, make_engine, make_sessionmaker
+from sentiment_cli.processes import start_redis, stop
+from sentiment_core.db import Review, ReviewStatus, make_engine, make_sessionmaker
 from tests.conftest import ROOT, close_database, service_env
 from tests.factories import NEGATIVE, POSITIVE
 from tests.test_end_to_end import call
@@ -65,7 +65,7 @@ class Deployment:
         return process
 
     def worker(self) -> subprocess.Popen:
-        return self.start("cli.main", "worker", "--loglevel", "WARNING")
+        return self.start("sentiment_cli.main", "worker", "--loglevel", "WARNING")
 
     def submit(self, submissions: int, per_submission: int) -> list[int]:
         ids = []
@@ -84,7 +84,7 @@ class Deployment:
             rows = session.execute(select(Review.status, func.count()).group_by(Review.status))
             return dict(rows.all())
 
-    def wait(self, condition, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
+    def wait(self, condition, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while not condition(self.counts()):
             assert time.monotonic() < deadline, f"timed out at {self.counts()}\n{self.log_text()}"
@@ -134,7 +134,7 @@ def test_killing_a_worker_mid_run_loses_and_repeats_nothing(deployment) -> None:
     assert at_kill.get(ReviewStatus.done, 0) < 2000, "the worker finished before it was killed"
 
     deployment.worker()
-    deployment.start("cli.main", "beat")
+    deployment.start("sentiment_cli.main", "beat")
     deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == 2000)
     assert deployment.counts() == {ReviewStatus.done: 2000}
     assert deployment.results_written() == 2000  # each review's result written exactly once
@@ -142,7 +142,7 @@ def test_killing_a_worker_mid_run_loses_and_repeats_nothing(deployment) -> None:
 
 def test_redis_restarted_empty_mid_run_loses_no_accepted_review(deployment) -> None:
     deployment.worker()
-    deployment.start("cli.main", "beat")
+    deployment.start("sentiment_cli.main", "beat")
     ids = deployment.submit(200, 10)
     deployment.wait(lambda c: c.get(ReviewStatus.done, 0) >= 100)
     port = int(deployment.settings.redis_url.split(":")[-1].split("/")[0])
@@ -186,7 +186,7 @@ def post(url: str, payload: dict) -> tuple[int, dict]:
 def test_the_database_down_for_seconds_refuses_cleanly_and_recovers(
     settings, tiny_artifact, postgres_server, tmp_path
 ) -> None:
-    from core.migrate import upgrade_database
+    from sentiment_core.migrate import upgrade_database
     from tests.conftest import add_model
 
     settings = replace(settings, database_url=postgres_server.url)
@@ -195,7 +195,7 @@ def test_the_database_down_for_seconds_refuses_cleanly_and_recovers(
     deployment = Deployment(settings, tmp_path)
     try:
         deployment.worker()
-        deployment.start("cli.main", "beat")
+        deployment.start("sentiment_cli.main", "beat")
         accepted = deployment.submit(5, 10)
         deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == 50)
 

@@ -2,7 +2,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from core.db import make_engine
+from sentiment_core.db import make_engine
 
 
 def test_the_private_postgres_server_goes_down_and_comes_back(postgres_server) -> None:

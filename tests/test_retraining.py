@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from cli.processes import stop
+from sentiment_cli.processes import stop
 from tests.conftest import ROOT, service_env
 from tests.factories import NEGATIVE, POSITIVE, new_word_reviews, write_imdb_folder
 from tests.test_end_to_end import call, wait_for_results
@@ -34,7 +34,7 @@ def retraining_services(settings, imdb, tmp_path):
     def start(name: str) -> None:
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "cli.main", name],
+                [sys.executable, "-m", "sentiment_cli.main", name],
                 cwd=ROOT,
                 env=env,
                 stdout=logs[name],

@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from core.text import Preprocessor, tokenize
+from sentiment_core.text import Preprocessor, tokenize
 from trainer.data import Split
 from trainer.report import pyplot, write_json
 
@@ -54,7 +54,7 @@ def analyse(split: Split, preprocessor: Preprocessor, folder: Path) -> dict:
     return summary
 
 
-def describe(values) -> dict:  # type: ignore[no-untyped-def]
+def describe(values) -> dict:
     import numpy as np
 
     if not len(values):
@@ -84,7 +84,7 @@ def telling_words(counts: dict[int, Counter[str]], min_count: int) -> dict[str, 
     }
 
 
-def plot(path: Path, summary: dict, lengths, in_vocab, window: int) -> None:  # type: ignore[no-untyped-def]
+def plot(path: Path, summary: dict, lengths, in_vocab, window: int) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     balance = summary["class_balance"]

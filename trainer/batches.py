@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from core.text import Preprocessor
+from sentiment_core.text import Preprocessor
 
 BUCKET_SPAN = 50  # batches per sorting window: enough to group lengths, still well shuffled
 

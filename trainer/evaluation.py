@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-THRESHOLD = 0.5  # a score at or above it is "positive", as the service reports it
+from sentiment_core.db import is_positive
 
 
 def classification_metrics(labels: Sequence[int], scores: Sequence[float]) -> dict:
@@ -15,7 +15,7 @@ def classification_metrics(labels: Sequence[int], scores: Sequence[float]) -> di
 
     y = np.asarray(labels, dtype=int)
     p = np.asarray(scores, dtype=float)
-    predicted = (p >= THRESHOLD).astype(int)
+    predicted = np.array([is_positive(score) for score in p], dtype=int)
     precision, recall, f1, _ = metrics.precision_recall_fscore_support(
         y, predicted, average="binary", zero_division=0
     )

@@ -139,8 +139,8 @@ def build_model(preset: Preset) -> Any:
     import keras
     from keras import layers
 
-    from core.layers import NgramIds
-    from core.scoring import FEATURES, HEAD, NGRAM_BAG, WORDS
+    from sentiment_inference.layers import NgramIds
+    from sentiment_inference.scoring import FEATURES, HEAD, NGRAM_BAG, WORDS
 
     inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(preset.num_words, preset.embed_dim, mask_zero=preset.mask, name=WORDS)(
@@ -179,7 +179,7 @@ def build_stacked_trainer(model: Any, preset: Preset) -> Any:
     training) instead of computing it."""
     import keras
 
-    from core.scoring import FEATURES, HEAD
+    from sentiment_inference.scoring import FEATURES, HEAD
 
     features = model.get_layer(FEATURES)
     score = keras.Input(shape=(preset.ngram_dim,), dtype="float32")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.text import tokenize
+from sentiment_core.text import tokenize
 
 if TYPE_CHECKING:
     import numpy as np

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainer.evaluation import THRESHOLD
+from sentiment_core.db import THRESHOLD, Sentiment, is_positive
 
 # Three reviews in the spirit of the seed notebook's `predict_sentiment` examples (its exact
 # strings are not part of this repository): a clear positive, a clear negative, a mixed one.
@@ -18,7 +18,7 @@ EXAMPLE_REVIEWS = (
 MISCLASSIFIED_SHOWN = 10
 
 
-def pyplot():  # type: ignore[no-untyped-def]
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,9 +88,7 @@ def write_test_report(
         plt.close(fig)
 
     confidence = [abs(s - THRESHOLD) for s in scores]
-    wrong = [
-        i for i, (y, s) in enumerate(zip(labels, scores, strict=True)) if (s >= THRESHOLD) != y
-    ]
+    wrong = [i for i, (y, s) in enumerate(zip(labels, scores, strict=True)) if is_positive(s) != y]
     wrong.sort(key=lambda i: -confidence[i])
     write_json(
         folder / "misclassified.json",
@@ -105,7 +103,7 @@ def write_test_report(
             {
                 "text": text,
                 "score": round(s, 4),
-                "sentiment": "positive" if s >= THRESHOLD else "negative",
+                "sentiment": Sentiment.of(s).value,
             }
             for text, s in zip(EXAMPLE_REVIEWS, example_scores, strict=True)
         ],

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db import (
+from sentiment_core.db import (
     Feedback,
     ModelVersion,
     Review,
@@ -34,11 +34,16 @@ from core.db import (
     make_sessionmaker,
     utcnow,
 )
-from core.registry import PREPROCESSOR_FILE, activate_version, active_version, register_version
-from core.runs import running_run
-from core.scoring import Scorer
-from core.settings import Settings
-from core.text import Preprocessor, tokenize
+from sentiment_core.registry import (
+    PREPROCESSOR_FILE,
+    activate_version,
+    active_version,
+    register_version,
+)
+from sentiment_core.runs import running_run
+from sentiment_core.settings import Settings
+from sentiment_core.text import Preprocessor, tokenize
+from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
 from trainer.evaluation import classification_metrics
 from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_vectors
@@ -215,7 +220,7 @@ def retrain(settings: Settings, *, trigger: str, reason: str | None = None) -> T
         engine.dispose()
 
 
-def execute_run(settings: Settings, session: Session, run: TrainingRun, active: ModelVersion):  # type: ignore[no-untyped-def]
+def execute_run(settings: Settings, session: Session, run: TrainingRun, active: ModelVersion):
     labeled, ties = collect_feedback(session)
     holdout = [item for item in labeled if held_out(item.review_id, settings.feedback_holdout)]
     learn = [item for item in labeled if not held_out(item.review_id, settings.feedback_holdout)]

@@ -7,8 +7,8 @@ import logging
 
 from celery import Celery
 
-from core.queue import RETRAIN_TASK, TRAINING_QUEUE, create_celery
-from core.settings import Settings
+from sentiment_core.queue import RETRAIN_TASK, TRAINING_QUEUE, create_celery
+from sentiment_core.settings import Settings
 from trainer.retrain import RunInProgress, retrain
 
 log = logging.getLogger(__name__)

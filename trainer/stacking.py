@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from core.text import Preprocessor
+from sentiment_core.text import Preprocessor
 from trainer.batches import BucketedBatches
 from trainer.model import Preset
 
@@ -21,7 +21,7 @@ def _bag(preset: Preset, weights: np.ndarray | None = None) -> tuple[Any, Any, A
     import keras
     from keras import layers
 
-    from core.layers import NgramIds
+    from sentiment_inference.layers import NgramIds
 
     inputs = keras.Input(shape=(None,), dtype="int32")
     ids = NgramIds(preset.num_words, preset.ngram_buckets)(inputs)

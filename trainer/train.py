@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from core.db import ModelVersion, make_engine, make_sessionmaker
-from core.registry import MODEL_FILE, PREPROCESSOR_FILE, register_version
-from core.scoring import HEAD, NGRAM_BAG, WORDS, Scorer
-from core.settings import Settings
-from core.text import Preprocessor
+from sentiment_core.db import ModelVersion, make_engine, make_sessionmaker
+from sentiment_core.registry import MODEL_FILE, PREPROCESSOR_FILE, register_version
+from sentiment_core.settings import Settings
+from sentiment_core.text import Preprocessor
+from sentiment_inference.scoring import HEAD, NGRAM_BAG, WORDS, Scorer
 from trainer.analysis import analyse
 from trainer.batches import BucketedBatches
 from trainer.data import Dataset
@@ -109,7 +109,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
 
     started = time.monotonic()
     if request.base:
-        import core.layers  # noqa: F401  (registers the custom layers the model may use)
+        import sentiment_inference.layers  # noqa: F401  (registers the custom layers the model may use)
 
         preprocessor = Preprocessor.load(request.base / PREPROCESSOR_FILE)
         model = keras.models.load_model(request.base / MODEL_FILE, compile=False)

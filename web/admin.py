@@ -6,10 +6,10 @@ import hmac
 
 from flask import current_app
 
-from core.db import ModelVersion
-from core.queue import TRAINING_QUEUE, request_retraining
-from core.registry import activate_version, previous_version
-from core.runs import running_run
+from sentiment_core.db import ModelVersion
+from sentiment_core.queue import TRAINING_QUEUE, request_retraining
+from sentiment_core.registry import activate_version, previous_version
+from sentiment_core.runs import running_run
 from web.reviews import Rejected, sessions
 
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import select, text
 
-from core.db import ModelVersion, Review, ReviewStatus, Sentiment, TrainingRun, as_utc
-from core.registry import active_version, get_version
+from sentiment_core.db import ModelVersion, Review, ReviewStatus, Sentiment, TrainingRun, as_utc
+from sentiment_core.registry import active_version, get_version
 from web.admin import (
     activate_model,
     bearer_token,
@@ -72,7 +72,7 @@ def model_public(row: ModelVersion) -> dict:
     }
 
 
-def page_public(page: Page, public) -> dict:  # type: ignore[no-untyped-def]
+def page_public(page: Page, public) -> dict:
     return {
         "items": [public(item) for item in page.items],
         "page": page.page,
@@ -105,7 +105,7 @@ def require_admin() -> None:
 
 @api.post("/api/v1/reviews")
 @submit_limit
-def create_reviews():  # type: ignore[no-untyped-def]
+def create_reviews():
     """
     ---
     post:
@@ -156,7 +156,7 @@ def create_reviews():  # type: ignore[no-untyped-def]
 
 
 @api.get("/api/v1/reviews")
-def index_reviews():  # type: ignore[no-untyped-def]
+def index_reviews():
     """
     ---
     get:
@@ -188,7 +188,7 @@ def index_reviews():  # type: ignore[no-untyped-def]
 
 
 @api.get("/api/v1/reviews/<int:review_id>")
-def show_review(review_id: int):  # type: ignore[no-untyped-def]
+def show_review(review_id: int):
     """
     ---
     get:
@@ -211,7 +211,7 @@ def show_review(review_id: int):  # type: ignore[no-untyped-def]
 
 @api.post("/api/v1/reviews/<int:review_id>/feedback")
 @feedback_limit
-def create_feedback(review_id: int):  # type: ignore[no-untyped-def]
+def create_feedback(review_id: int):
     """
     ---
     post:
@@ -248,7 +248,7 @@ def create_feedback(review_id: int):  # type: ignore[no-untyped-def]
 
 
 @api.get("/api/v1/models")
-def index_models():  # type: ignore[no-untyped-def]
+def index_models():
     """
     ---
     get:
@@ -272,7 +272,7 @@ def index_models():  # type: ignore[no-untyped-def]
 
 
 @api.get("/api/v1/models/<version:version>")
-def show_model(version: str):  # type: ignore[no-untyped-def]
+def show_model(version: str):
     """
     ---
     get:
@@ -295,7 +295,7 @@ def show_model(version: str):  # type: ignore[no-untyped-def]
 
 
 @api.post("/api/v1/models/<version:version>/activate")
-def activate(version: str):  # type: ignore[no-untyped-def]
+def activate(version: str):
     """
     ---
     post:
@@ -318,7 +318,7 @@ def activate(version: str):  # type: ignore[no-untyped-def]
 
 
 @api.post("/api/v1/models/rollback")
-def rollback():  # type: ignore[no-untyped-def]
+def rollback():
     """
     ---
     post:
@@ -339,7 +339,7 @@ def rollback():  # type: ignore[no-untyped-def]
 
 
 @api.post("/api/v1/retrain")
-def retrain():  # type: ignore[no-untyped-def]
+def retrain():
     """
     ---
     post:
@@ -362,7 +362,7 @@ def retrain():  # type: ignore[no-untyped-def]
 
 
 @api.get("/api/v1/training-runs")
-def training_runs():  # type: ignore[no-untyped-def]
+def training_runs():
     """
     ---
     get:
@@ -387,7 +387,7 @@ def training_runs():  # type: ignore[no-untyped-def]
 
 
 @api.get("/api/v1/stats")
-def stats():  # type: ignore[no-untyped-def]
+def stats():
     """
     ---
     get:
@@ -403,7 +403,7 @@ def stats():  # type: ignore[no-untyped-def]
 
 
 @api.get("/api/v1/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi():
     """
     ---
     get:
@@ -419,7 +419,7 @@ def openapi():  # type: ignore[no-untyped-def]
 
 
 @api.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz():
     """
     ---
     get:
@@ -435,7 +435,7 @@ def healthz():  # type: ignore[no-untyped-def]
 
 
 @api.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz():
     """
     ---
     get:

@@ -13,10 +13,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
-from core.db import make_engine, make_sessionmaker
-from core.queue import create_celery
-from core.registry import VERSION_PATTERN
-from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
+from sentiment_core.db import make_engine, make_sessionmaker
+from sentiment_core.queue import create_celery
+from sentiment_core.registry import VERSION_PATTERN
+from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
 from web.api import api
 from web.encoding import check_form_encoding
 from web.limits import init_limits
@@ -68,13 +68,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api/, readable pages elsewhere; never a stack trace."""
 
-    def respond(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
+    def respond(status: int, code: str, message: str):
         if request.path.startswith("/api/"):
             return jsonify(error={"code": code, "message": message}), status
         return render_template("error.html", status=status, message=message), status
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         response = make_response(respond(exc.code or 500, code, exc.description or exc.name))
         # Keep the headers the error carries, such as a 405's Allow.
@@ -84,21 +84,21 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(Rejected)
-    def rejected(exc: Rejected):  # type: ignore[no-untyped-def]
+    def rejected(exc: Rejected):
         return respond(exc.status, exc.code, exc.message)
 
     @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+    def csrf_error(exc: CSRFError):
         message = "The form had expired or came from elsewhere; reload the page and try again."
         return respond(400, "csrf_failed", message)
 
     @app.errorhandler(OperationalError)
-    def database_down(exc: OperationalError):  # type: ignore[no-untyped-def]
+    def database_down(exc: OperationalError):
         log.error("database unavailable: %s", exc.orig)
         message = "The database is unavailable; nothing was stored. Try again shortly."
         return respond(503, "database_unavailable", message)
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return respond(500, "internal_error", "Something went wrong on our side.")

@@ -11,8 +11,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from core.db import Review, ReviewStatus
-from core.queue import SCORING_QUEUE
+from sentiment_core.db import Review, ReviewStatus
+from sentiment_core.queue import SCORING_QUEUE
 
 metrics = Blueprint("metrics", __name__)
 

@@ -6,8 +6,8 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask
 
-from core.registry import VERSION_PATTERN
-from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from sentiment_core.registry import VERSION_PATTERN
+from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 from web.reviews import INVISIBLE, MAX_ID, MAX_PAGE, MAX_PER_PAGE
 
 NULLABLE_STRING = {"type": "string", "nullable": True}

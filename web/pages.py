@@ -15,9 +15,9 @@ from flask import (
 )
 from sqlalchemy import select
 
-from core.db import ReviewStatus, Sentiment, TrainingRun
-from core.registry import get_version, list_versions, previous_version
-from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from sentiment_core.db import ReviewStatus, Sentiment, TrainingRun
+from sentiment_core.registry import get_version, list_versions, previous_version
+from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 from web.admin import activate_model, check_admin, rollback_model, start_retraining
 from web.limits import client_id, feedback_limit, submit_limit
 from web.reviews import (
@@ -49,7 +49,7 @@ RUNS_SHOWN = 20  # retraining runs listed on the models page
 OPPOSITE = {Sentiment.positive: Sentiment.negative, Sentiment.negative: Sentiment.positive}
 
 
-def submit_form(message: str | None = None, status: int = 200, **fields: str):  # type: ignore[no-untyped-def]
+def submit_form(message: str | None = None, status: int = 200, **fields: str):
     page = render_template(
         "index.html",
         max_chars=MAX_REVIEW_CHARS,
@@ -62,13 +62,13 @@ def submit_form(message: str | None = None, status: int = 200, **fields: str):  
 
 
 @pages.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index():
     return submit_form()
 
 
 @pages.post("/reviews")
 @submit_limit
-def submit():  # type: ignore[no-untyped-def]
+def submit():
     raw = request.form.get("text", "")
     try:
         submission = submit_reviews([clean_text(raw, where="The review")])
@@ -79,7 +79,7 @@ def submit():  # type: ignore[no-untyped-def]
 
 @pages.post("/reviews/batch")
 @submit_limit
-def submit_many():  # type: ignore[no-untyped-def]
+def submit_many():
     pasted = request.form.get("lines", "")
     upload = request.files.get("file")
     try:
@@ -94,7 +94,7 @@ def submit_many():  # type: ignore[no-untyped-def]
 
 
 @pages.get("/reviews/<int:review_id>")
-def show(review_id: int):  # type: ignore[no-untyped-def]
+def show(review_id: int):
     review = get_review(review_id)
     if review is None:
         raise Rejected(404, "not_found", f"There is no review {review_id}.")
@@ -104,7 +104,7 @@ def show(review_id: int):  # type: ignore[no-untyped-def]
 
 @pages.post("/reviews/<int:review_id>/feedback")
 @feedback_limit
-def feedback(review_id: int):  # type: ignore[no-untyped-def]
+def feedback(review_id: int):
     review = get_review(review_id)
     if review is None:
         raise Rejected(404, "not_found", f"There is no review {review_id}.")
@@ -118,7 +118,7 @@ def feedback(review_id: int):  # type: ignore[no-untyped-def]
 
 
 @pages.get("/history")
-def history():  # type: ignore[no-untyped-def]
+def history():
     args = request.args
     page, per_page = parse_page(args.get("page"), args.get("per_page"), default=25)
     filters = {
@@ -141,7 +141,7 @@ def history():  # type: ignore[no-untyped-def]
 
 
 @pages.get("/models")
-def models():  # type: ignore[no-untyped-def]
+def models():
     with sessions() as session:
         rows = list_versions(session)
         previous = previous_version(session)
@@ -160,7 +160,7 @@ def models():  # type: ignore[no-untyped-def]
 
 
 @pages.get("/models/<version:version>/report/<name>")
-def report_file(version: str, name: str):  # type: ignore[no-untyped-def]
+def report_file(version: str, name: str):
     with sessions() as session:
         row = get_version(session, version)
     if row is None or name not in REPORT_PLOTS:
@@ -169,21 +169,21 @@ def report_file(version: str, name: str):  # type: ignore[no-untyped-def]
 
 
 @pages.post("/models/<version:version>/activate")
-def activate(version: str):  # type: ignore[no-untyped-def]
+def activate(version: str):
     return admin_action(lambda: activate_model(version))
 
 
 @pages.post("/models/rollback")
-def rollback():  # type: ignore[no-untyped-def]
+def rollback():
     return admin_action(rollback_model)
 
 
 @pages.post("/models/retrain")
-def retrain():  # type: ignore[no-untyped-def]
+def retrain():
     return admin_action(start_retraining, "Retraining is queued; its run appears below.")
 
 
-def admin_action(action, done: str = "Version {row.version} is now active."):  # type: ignore[no-untyped-def]
+def admin_action(action, done: str = "Version {row.version} is now active."):
     try:
         check_admin(request.form.get("token"))
         row = action()
@@ -195,5 +195,5 @@ def admin_action(action, done: str = "Version {row.version} is now active."):  #
 
 
 @pages.get("/dashboard")
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard():
     return render_template("dashboard.html", stats=collect_stats())

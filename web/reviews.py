@@ -15,10 +15,10 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.db import Feedback, IdempotencyKey, Review, ReviewStatus, Sentiment
-from core.queue import enqueue_reviews
-from core.registry import active_version
-from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from sentiment_core.db import Feedback, IdempotencyKey, Review, ReviewStatus, Sentiment
+from sentiment_core.queue import enqueue_reviews
+from sentiment_core.registry import active_version
+from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _find_review(session: Session, review_id: int) -> Review | None:
     return session.get(Review, review_id) if 0 < review_id <= MAX_ID else None
 
 
-def parse_choice(value: str | None, choices: type[enum.Enum], name: str):  # type: ignore[no-untyped-def]
+def parse_choice(value: str | None, choices: type[enum.Enum], name: str):
     """`value` as a member of `choices`, None when absent; a 400 for anything else."""
     if value is None:
         return None

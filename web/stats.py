@@ -7,9 +7,9 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
-from core.db import Feedback, Review, ReviewStatus, as_utc, utcnow
-from core.queue import SCORING_QUEUE
-from core.registry import active_version
+from sentiment_core.db import Feedback, Review, ReviewStatus, as_utc, utcnow
+from sentiment_core.queue import SCORING_QUEUE
+from sentiment_core.registry import active_version
 from web.reviews import sessions
 
 WINDOW_MINUTES = 10  # throughput and latency are over the reviews scored this recently

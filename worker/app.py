@@ -11,15 +11,15 @@ from celery.signals import worker_process_init
 from celery_batches import Batches, SimpleRequest
 from sqlalchemy.orm import sessionmaker
 
-from core.db import make_engine, make_sessionmaker
-from core.queue import (
+from sentiment_core.db import make_engine, make_sessionmaker
+from sentiment_core.queue import (
     MAINTENANCE_QUEUE,
     RECONCILE_TASK,
     SCORE_TASK,
     SCORING_QUEUE,
     create_celery,
 )
-from core.settings import Settings
+from sentiment_core.settings import Settings
 from worker.scoring import ModelCache, requeue_pending, score_batch
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from celery import Celery
 from sqlalchemy import Row, Table, and_, bindparam, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
-from core.queue import enqueue_reviews
-from core.registry import active_version
-from core.scoring import Scorer
+from sentiment_core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
+from sentiment_core.queue import enqueue_reviews
+from sentiment_core.registry import active_version
+from sentiment_inference.scoring import Scorer
 from worker import metrics
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def write_results(
                 {
                     "rid": rid,
                     "score": score,
-                    "sentiment": Sentiment.positive if score >= 0.5 else Sentiment.negative,
+                    "sentiment": Sentiment.of(score),
                 }
                 for rid, score in results
             ],

@@ -1,6 +1,6 @@
 import json
 
-from core.text import Preprocessor
+from sentiment_core.text import Preprocessor
 from trainer.analysis import analyse
 from trainer.data import Split
 

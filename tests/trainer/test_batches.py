@@ -1,6 +1,6 @@
 import numpy as np
 
-from core.text import Preprocessor
+from sentiment_core.text import Preprocessor
 from trainer.batches import BucketedBatches
 
 PRE = Preprocessor(vocab=tuple("abcdefghij"), max_len=30)

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from core.text import tokenize
+from sentiment_core.text import tokenize
 from tests.factories import NEGATIVE, POSITIVE, UNLABELED
 from trainer import pretrain as pretraining
 from trainer.pretrain import PretrainConfig, PretrainError, load_latest, load_vectors, pretrain

@@ -3,9 +3,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from core.db import Feedback, Review, ReviewStatus, RunStatus, Sentiment, TrainingRun
-from core.registry import active_version, get_version
-from core.text import Preprocessor
+from sentiment_core.db import Feedback, Review, ReviewStatus, RunStatus, Sentiment, TrainingRun
+from sentiment_core.registry import active_version, get_version
+from sentiment_core.text import Preprocessor
 from tests.factories import NEGATIVE, POSITIVE, new_word_reviews, write_imdb_folder
 from trainer.retrain import (
     cap_share,

@@ -2,7 +2,7 @@ import dataclasses
 
 import numpy as np
 
-from core.text import Preprocessor
+from sentiment_core.text import Preprocessor
 from trainer.model import PRESETS
 from trainer.stacking import assign_folds, fit_regression, out_of_fold_scores, regression_scores
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.db import ModelVersion, make_engine, make_sessionmaker
-from core.registry import active_version, artifact_sha256
-from core.scoring import Scorer
+from sentiment_core.db import ModelVersion, make_engine, make_sessionmaker
+from sentiment_core.registry import active_version, artifact_sha256
+from sentiment_inference.scoring import Scorer
 from tests.factories import NEGATIVE, POSITIVE
 
 

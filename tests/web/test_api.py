@@ -5,9 +5,9 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from core.db import Feedback, Review, ReviewStatus
-from core.queue import SCORE_TASK, SCORING_QUEUE
-from core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from sentiment_core.db import Feedback, Review, ReviewStatus
+from sentiment_core.queue import SCORE_TASK, SCORING_QUEUE
+from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 
 
 def queued_messages(fake_redis) -> list[tuple[str, list]]:
@@ -121,7 +121,7 @@ def test_unknown_review_is_404(client) -> None:
 
 
 def make_done_review(sessions) -> int:
-    from core.db import Sentiment, utcnow
+    from sentiment_core.db import Sentiment, utcnow
 
     with sessions() as session:
         review = Review(
@@ -268,7 +268,7 @@ def _refuse(*args, **kwargs):
 
 
 def make_reviews(sessions, specs) -> list[int]:
-    from core.db import Sentiment, utcnow
+    from sentiment_core.db import Sentiment, utcnow
 
     with sessions() as session:
         rows = [

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
 
-from core.db import Review, ReviewStatus, Sentiment, utcnow
-from core.settings import Settings
+from sentiment_core.db import Review, ReviewStatus, Sentiment, utcnow
+from sentiment_core.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 
 CONFIG = SchemathesisConfig.from_dict(

@@ -9,8 +9,8 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import func, inspect, select
 
-from core.db import Feedback, IdempotencyKey, ModelVersion, Review
-from core.queue import SCORING_QUEUE
+from sentiment_core.db import Feedback, IdempotencyKey, ModelVersion, Review
+from sentiment_core.queue import SCORING_QUEUE
 from tests.conftest import ADMIN_TOKEN
 from tests.web.test_pages import csrf, scored_review
 

@@ -97,8 +97,8 @@ def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis,
     import base64
     import json
 
-    from core.db import RunStatus, TrainingRun
-    from core.queue import RETRAIN_TASK, TRAINING_QUEUE
+    from sentiment_core.db import RunStatus, TrainingRun
+    from sentiment_core.queue import RETRAIN_TASK, TRAINING_QUEUE
 
     assert client.post("/api/v1/retrain").status_code == 401
     response = client.post("/api/v1/retrain", headers=ADMIN)
@@ -120,7 +120,7 @@ def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis,
 
 
 def test_training_runs_are_listed_newest_first(client, sessions) -> None:
-    from core.db import RunStatus, TrainingRun
+    from sentiment_core.db import RunStatus, TrainingRun
 
     with sessions() as session:
         session.add_all(

@@ -3,7 +3,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from core.db import Feedback, Review, ReviewStatus, Sentiment, utcnow
+from sentiment_core.db import Feedback, Review, ReviewStatus, Sentiment, utcnow
 from tests.conftest import ADMIN_TOKEN, add_model
 
 
@@ -219,7 +219,7 @@ def test_unknown_review_page_is_404(client) -> None:
 
 
 def test_retraining_is_started_from_the_models_page(client, fake_redis, tiny_model) -> None:
-    from core.queue import TRAINING_QUEUE
+    from sentiment_core.queue import TRAINING_QUEUE
 
     token = csrf(client, "/models")
     client.post("/models/retrain", data={"token": "nope", "csrf_token": token})

@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from core.db import Review, make_engine, make_sessionmaker
+from sentiment_core.db import Review, make_engine, make_sessionmaker
 from tests.web.test_pages import csrf, scored_review
 
 

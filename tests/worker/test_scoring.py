@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.db import Review, ReviewStatus, Sentiment
-from core.registry import activate_version
+from sentiment_core.db import Review, ReviewStatus, Sentiment
+from sentiment_core.registry import activate_version
 from tests.conftest import add_model
 from tests.factories import NEGATIVE, POSITIVE
 from worker.scoring import ModelCache, score_batch
@@ -57,7 +57,7 @@ def test_scoring_twice_changes_nothing(sessions, tiny_model) -> None:
 def test_a_review_left_scoring_by_a_dead_worker_is_sent_again_and_scored(
     settings, sessions, fake_redis, tiny_model
 ) -> None:
-    from core.queue import create_celery
+    from sentiment_core.queue import create_celery
     from worker.scoring import requeue_pending
 
     ids = add_reviews(sessions, [NEGATIVE[1]], status=ReviewStatus.scoring)
@@ -98,7 +98,7 @@ class Poisoned:
 def test_a_review_that_fails_is_retried_then_failed_and_spares_its_batch(
     settings, sessions, fake_redis, tiny_model
 ) -> None:
-    from core.queue import create_celery
+    from sentiment_core.queue import create_celery
     from tests.web.test_api import queued_messages
 
     app = create_celery(settings)
@@ -212,7 +212,7 @@ def test_pending_reviews_are_enqueued_again(settings, sessions, fake_redis) -> N
     import base64
     import json
 
-    from core.queue import SCORING_QUEUE, create_celery
+    from sentiment_core.queue import SCORING_QUEUE, create_celery
     from worker.scoring import requeue_pending
 
     queued = add_reviews(sessions, ["a", "b", "c"])

@@ -4,7 +4,8 @@ For a masked model that averages its (bi)LSTM's outputs over time (the `best` an
 presets), the LSTM's input projection is folded into the embedding table once (one row lookup
 per token instead of a matrix product), the time loop is plain TensorFlow that XLA compiles into
 one fused program, and padding is excluded exactly as Keras' masks do. Any other model is
-served by Keras itself. Equivalence with the Keras model is tested (tests/core/test_scoring.py).
+served by Keras itself. Equivalence with the Keras model is tested
+(tests/sentiment_inference/test_scoring.py).
 One deliberate difference: a review with no known word gets the model's score for an empty
 input, where Keras' masked average divides 0 by 0 and answers NaN.
 """
@@ -20,7 +21,7 @@ def compile_fast(model: Any) -> Any | None:
     import keras
     import tensorflow as tf
 
-    from core.layers import NgramIds
+    from sentiment_inference.layers import NgramIds
 
     kinds = [type(layer) for layer in model.layers]
     known = {
@@ -60,17 +61,17 @@ def compile_fast(model: Any) -> Any | None:
     bag = tf.constant(embeddings[1].embeddings.numpy()) if ngram else None
     dense_kernel, dense_bias = (tf.constant(w.numpy()) for w in model.layers[-1].weights)
 
-    def masked_mean(values, mask):  # type: ignore[no-untyped-def]
+    def masked_mean(values, mask):
         mask = tf.cast(mask, values.dtype)[..., None]
         return tf.reduce_sum(values * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
-    def lstm_mean(projected, recurrent_kernel, tokens):  # type: ignore[no-untyped-def]
+    def lstm_mean(projected, recurrent_kernel, tokens):
         units = recurrent_kernel.shape[0]
         steps = tf.transpose(tf.gather(projected, tokens), [1, 0, 2])
         mask = tf.transpose(tokens > 0)
         zeros = tf.zeros([tf.shape(tokens)[0], units])
 
-        def step(carry, inputs):  # type: ignore[no-untyped-def]
+        def step(carry, inputs):
             h, c, total = carry
             z, keep = inputs
             i, f, g, o = tf.split(z + tf.matmul(h, recurrent_kernel), 4, axis=1)
@@ -84,7 +85,7 @@ def compile_fast(model: Any) -> Any | None:
         count = tf.reduce_sum(tf.cast(tokens > 0, tf.float32), axis=1, keepdims=True)
         return total / tf.maximum(count, 1.0)
 
-    def forward(tokens):  # type: ignore[no-untyped-def]
+    def forward(tokens):
         lengths = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), axis=1)
         inputs = [tokens, tf.reverse_sequence(tokens, lengths, seq_axis=1, batch_axis=0)]
         features = [lstm_mean(p, u, x) for (p, u), x in zip(directions, inputs, strict=False)]

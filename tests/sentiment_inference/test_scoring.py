@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.scoring import Scorer
+from sentiment_inference.scoring import Scorer
 from tests.factories import NEGATIVE, POSITIVE, tiny_dataset
 from trainer.model import PRESETS
 from trainer.train import TrainRequest, train_into
@@ -50,7 +50,7 @@ def test_scores_do_not_depend_on_batch_company(trained, monkeypatch) -> None:
     together = scorer.score(TEXTS)
     alone = [scorer.score([text])[0] for text in TEXTS]
     np.testing.assert_allclose(together, alone, atol=1e-5)
-    monkeypatch.setattr("core.scoring.INFERENCE_BATCH", 3)
+    monkeypatch.setattr("sentiment_inference.scoring.INFERENCE_BATCH", 3)
     np.testing.assert_allclose(scorer.score(TEXTS), together, atol=1e-5)
 
 
@@ -61,7 +61,7 @@ def test_an_empty_batch_scores_nothing(trained) -> None:
 def test_serving_switches_recurrent_dropout_off_without_changing_outputs(trained) -> None:
     import keras
 
-    from core.scoring import for_inference
+    from sentiment_inference.scoring import for_inference
 
     preset, folder = trained
     model = keras.saving.load_model(folder / "model.keras", compile=False)
@@ -81,7 +81,7 @@ def test_serving_switches_recurrent_dropout_off_without_changing_outputs(trained
 def test_a_silenced_branch_no_longer_moves_the_score(trained) -> None:
     import keras
 
-    from core.scoring import HEAD, NGRAM_BAG, silence
+    from sentiment_inference.scoring import HEAD, NGRAM_BAG, silence
 
     preset, folder = trained
     model = keras.saving.load_model(folder / "model.keras", compile=False)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from core.scoring import BRANCHES
-from core.settings import Settings
+from sentiment_core.settings import Settings
+from sentiment_inference.scoring import BRANCHES
 from trainer.model import DEFAULT_SEED, PRESETS
 from trainer.pretrain import PretrainConfig
 
@@ -45,7 +45,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to DATABASE_URL."""
-    from core.migrate import upgrade_database
+    from sentiment_core.migrate import upgrade_database
 
     upgrade_database(Settings.from_env())
     click.echo("database is up to date")
@@ -61,7 +61,7 @@ def train(
     data_path: str | None, preset: str, epochs: int | None, max_samples: int | None, seed: int
 ) -> None:
     """Train a model version, register it, and activate it if none is active."""
-    from core.migrate import upgrade_database
+    from sentiment_core.migrate import upgrade_database
     from trainer.data import load_dataset, resolve_data
     from trainer.train import TrainRequest, train_and_register
 
@@ -128,17 +128,17 @@ def pretrain(unlabeled: str | None, data_path: str | None, epochs: int, dim: int
     )
 
 
-def sessions():  # type: ignore[no-untyped-def]
-    from core.db import make_engine, make_sessionmaker
+def sessions():
+    from sentiment_core.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(Settings.from_env().database_url))()
 
 
-def load_scorer(version: str | None, without: str | None = None):  # type: ignore[no-untyped-def]
+def load_scorer(version: str | None, without: str | None = None):
     """The scorer for `version`, or for the active version when None, with the branch
     `without` names silenced."""
-    from core.registry import active_version, get_version
-    from core.scoring import Scorer
+    from sentiment_core.registry import active_version, get_version
+    from sentiment_inference.scoring import Scorer
 
     with sessions() as session:
         row = get_version(session, version) if version else active_version(session)
@@ -156,10 +156,11 @@ def predict(texts: tuple[str, ...]) -> None:
     reviews = list(texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not reviews:
         raise click.ClickException("give reviews as arguments or one per line on stdin")
+    from sentiment_core.db import Sentiment
+
     scorer = load_scorer(None)
     for text, score in zip(reviews, scorer.score(reviews), strict=True):
-        sentiment = "positive" if score >= 0.5 else "negative"
-        line = {"text": text, "sentiment": sentiment, "score": round(score, 4)}
+        line = {"text": text, "sentiment": Sentiment.of(score).value, "score": round(score, 4)}
         click.echo(json.dumps(line | {"model_version": scorer.version}))
 
 
@@ -192,7 +193,7 @@ def models() -> None:
 @models.command("list")
 def models_list() -> None:
     """Every version, newest first; * marks the active one."""
-    from core.registry import list_versions
+    from sentiment_core.registry import list_versions
 
     with sessions() as session:
         rows = list_versions(session)
@@ -208,7 +209,7 @@ def models_list() -> None:
 @click.argument("version")
 def models_activate(version: str) -> None:
     """Make VERSION the one the workers serve (from their next batch)."""
-    from core.registry import activate_version
+    from sentiment_core.registry import activate_version
 
     with sessions() as session, user_errors():
         row = activate_version(session, version)
@@ -218,7 +219,7 @@ def models_activate(version: str) -> None:
 @models.command("rollback")
 def models_rollback() -> None:
     """Re-activate the version that was active before the current one."""
-    from core.registry import activate_version, previous_version
+    from sentiment_core.registry import activate_version, previous_version
 
     with sessions() as session:
         previous = previous_version(session)
@@ -298,7 +299,7 @@ def trainer(loglevel: str) -> None:
 def beat(loglevel: str) -> None:
     """Send the scheduled jobs (the retraining check every RETRAIN_EVERY_S seconds)."""
     settings = service_settings()
-    from core.queue import beat_schedule, create_celery
+    from sentiment_core.queue import beat_schedule, create_celery
 
     app = create_celery(settings)
     app.conf.beat_schedule = beat_schedule(settings)
@@ -334,10 +335,10 @@ def retrain(reason: str) -> None:
 def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
     registered, then run workers, trainer, beat and web together until Ctrl-C."""
-    from cli.processes import start_redis, stop, supervise
-    from core.db import make_engine, make_sessionmaker
-    from core.migrate import upgrade_database
-    from core.registry import list_versions
+    from sentiment_cli.processes import start_redis, stop, supervise
+    from sentiment_core.db import make_engine, make_sessionmaker
+    from sentiment_core.migrate import upgrade_database
+    from sentiment_core.registry import list_versions
     from trainer.pretrain import latest_artifact
 
     settings = Settings.from_env()
@@ -372,10 +373,16 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
                     f"`sentiment pretrain`, then `sentiment train --preset {preset}`"
                 )
                 how = ["--preset", "quick"]
-            command = [sys.executable, "-m", "cli.main", "train", *(how or ["--preset", preset])]
+            command = [
+                sys.executable,
+                "-m",
+                "sentiment_cli.main",
+                "train",
+                *(how or ["--preset", preset]),
+            ]
             if subprocess.run(command, env=env).returncode != 0:
                 raise click.ClickException("training the first model failed")
-        me = [sys.executable, "-m", "cli.main"]
+        me = [sys.executable, "-m", "sentiment_cli.main"]
         children += [subprocess.Popen([*me, "worker"], env=env) for _ in range(workers)]
         children += [subprocess.Popen([*me, service], env=env) for service in ("trainer", "beat")]
         children.append(

@@ -1,6 +1,6 @@
 import pytest
 
-from core.registry import (
+from sentiment_core.registry import (
     activate_version,
     active_version,
     artifact_sha256,

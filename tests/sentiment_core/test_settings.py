@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
+from sentiment_core.settings import Settings
 
 
 def test_defaults_are_local_files_and_an_embedded_redis(monkeypatch, tmp_path) -> None:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from core.layers import NgramIds
+from sentiment_inference.layers import NgramIds
 
 
 def test_ngram_ids_keep_unigrams_and_hash_bigrams_away_from_padding() -> None:

@@ -1,7 +1,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from core.db import Base, make_engine
+from sentiment_core.db import Base, make_engine
 
 
 def test_the_migrations_build_the_schema_the_models_describe(settings) -> None:

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import make_url, select
 
-from core.db import Review, make_engine, make_sessionmaker
+from sentiment_core.db import Review, make_engine, make_sessionmaker
 from tests.databases import SERVER_URL, execute
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.db import ModelVersion, utcnow
+from sentiment_core.db import ModelVersion, utcnow
 
 MODEL_FILE = "model.keras"
 PREPROCESSOR_FILE = "preprocessor.json"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from celery import Celery
 
-from core.settings import Settings
+from sentiment_core.settings import Settings
 
 SCORE_TASK = "worker.score_review"
 SCORING_QUEUE = "scoring"

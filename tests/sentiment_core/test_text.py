@@ -1,6 +1,6 @@
 import pytest
 
-from core.text import Preprocessor, tokenize
+from sentiment_core.text import Preprocessor, tokenize
 
 
 def test_tokenize_lowercases_and_treats_line_breaks_as_spaces() -> None:

@@ -25,14 +25,14 @@ class NgramIds(keras.layers.Layer):
         self.num_words = num_words
         self.buckets = buckets
 
-    def call(self, tokens):  # type: ignore[no-untyped-def]
+    def call(self, tokens):
         tokens = ops.cast(tokens, "int64")
         left, right = tokens[:, :-1], tokens[:, 1:]
         hashed = self.num_words + (left * self.PRIME + right) % self.buckets
         bigrams = ops.where((left > 0) & (right > 0), hashed, ops.zeros_like(hashed))
         return ops.cast(ops.concatenate([tokens, bigrams], axis=1), "int32")
 
-    def compute_output_shape(self, input_shape):  # type: ignore[no-untyped-def]
+    def compute_output_shape(self, input_shape):
         batch, steps = input_shape
         return (batch, None if steps is None else 2 * steps - 1)
 

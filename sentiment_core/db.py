@@ -46,9 +46,21 @@ class ReviewStatus(str, enum.Enum):
     failed = "failed"
 
 
+THRESHOLD = 0.5  # the decision rule's: a score at or above it is positive
+
+
+def is_positive(score: float) -> bool:
+    """The decision rule, the one place it is written: positive at a score of 0.5 or more."""
+    return score >= THRESHOLD
+
+
 class Sentiment(str, enum.Enum):
     positive = "positive"
     negative = "negative"
+
+    @classmethod
+    def of(cls, score: float) -> Sentiment:
+        return cls.positive if is_positive(score) else cls.negative
 
 
 class Review(Base):
@@ -185,7 +197,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn, _record):
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")

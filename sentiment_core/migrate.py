@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
-from core.settings import Settings
+from sentiment_core.settings import Settings
 
 
 def upgrade_database(settings: Settings, revision: str = "head") -> None:

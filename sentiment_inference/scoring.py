@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.registry import MODEL_FILE, PREPROCESSOR_FILE, artifact_sha256
-from core.text import Preprocessor
+from sentiment_core.registry import MODEL_FILE, PREPROCESSOR_FILE, artifact_sha256
+from sentiment_core.text import Preprocessor
 
 INFERENCE_BATCH = 256  # rows per forward pass; larger gains little on CPU and costs memory
 # The XLA-compiled path compiles once per input shape, so shapes are rounded up to a few sizes:
@@ -102,7 +102,7 @@ class Scorer:
             raise ArtifactError(f"model {version}: artifact checksum does not match the registry")
         import keras
 
-        import core.layers  # noqa: F401  (registers the custom layers the model may use)
+        import sentiment_inference.layers  # noqa: F401  (registers the custom layers the model may use)
 
         model = for_inference(keras.saving.load_model(artifact_dir / MODEL_FILE, compile=False))
         if without:
@@ -113,7 +113,7 @@ class Scorer:
     def from_model(cls, version: str, model: Any, preprocessor: Preprocessor) -> Scorer:
         import tensorflow as tf
 
-        from core.fastpath import compile_fast
+        from sentiment_inference.fastpath import compile_fast
 
         masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
         fast = compile_fast(model)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db import RunStatus, TrainingRun, utcnow
+from sentiment_core.db import RunStatus, TrainingRun, utcnow
 
 STALE_RUN = timedelta(hours=6)  # a run still "running" after this long has died; don't wait on it
 
