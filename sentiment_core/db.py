@@ -20,6 +20,7 @@ from sqlalchemy import (
     create_engine,
     event,
     make_url,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -123,6 +124,16 @@ class IdempotencyKey(Base):
 
 class ModelVersion(Base):
     __tablename__ = "model_versions"
+    # The registry's invariant, kept by the database: at most one version is active.
+    __table_args__ = (
+        Index(
+            "uq_model_versions_one_active",
+            "active",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[str] = mapped_column(String(64), unique=True)

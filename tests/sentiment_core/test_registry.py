@@ -54,3 +54,18 @@ def test_later_versions_wait_for_activation(settings, sessions) -> None:
 def test_activating_an_unknown_version_fails(settings, sessions) -> None:
     with sessions() as session, pytest.raises(LookupError, match="v9"):
         activate_version(session, "v9")
+
+
+def test_the_database_refuses_a_second_active_version(settings, sessions) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    from sentiment_core.db import ModelVersion
+
+    with sessions() as session:
+        register(session, settings, ".staging-a")
+        register(session, settings, ".staging-b", b"other weights")
+        with pytest.raises(IntegrityError):
+            session.execute(update(ModelVersion).values(active=True))
+        session.rollback()
+        assert [row.active for row in list_versions(session)] == [False, True]
