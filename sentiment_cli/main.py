@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from sentiment_core.settings import Settings
+from sentiment_core.settings import Settings, SettingsError
 from sentiment_inference.scoring import BRANCHES
 from trainer.model import DEFAULT_SEED, PRESETS
 from trainer.pretrain import PretrainConfig
@@ -35,6 +35,10 @@ def user_errors():
 @click.group()
 def cli() -> None:
     """Queue-based movie review sentiment scoring."""
+    try:
+        Settings.from_env()  # a bad setting stops every command here, in one line
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @cli.group()

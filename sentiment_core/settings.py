@@ -1,56 +1,102 @@
-"""One typed settings object, read from the environment, with safe local defaults."""
+"""One typed settings object, read from the environment, with safe local defaults.
+
+Each setting is declared once, below: its name, type, default, environment variable and the
+values it accepts. `Settings.from_env` reads every variable from that declaration, and a bad
+value stops the process at start with the variable's name and what it expects. The README's
+configuration table is checked against it (tests/sentiment_core/test_settings.py).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 MAX_REVIEW_CHARS = 20_000  # about ten times the longest IMDb review; longer input is refused
 MAX_BATCH_REVIEWS = 1_000  # reviews accepted in one API submission
 
 
-def _var_dir() -> Path:
-    return Path(os.environ.get("SENTIMENT_VAR", "var")).resolve()
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
+
+
+Accepts = tuple[Callable[[Any], bool], str]
+# What a value read from the environment must be: the test, and how an error message says it.
+ANY: Accepts = (lambda v: True, "{a} {noun}")
+POSITIVE: Accepts = (lambda v: v > 0, "a positive {noun}")
+NOT_NEGATIVE: Accepts = (lambda v: v >= 0, "{a} {noun} of 0 or more")
+SHARE: Accepts = (lambda v: 0 < v < 1, "{a} {noun} between 0 and 1")
+# How a variable's text becomes its setting's type (the field's annotation), and that type's name.
+PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "str": (str, "text"),
+    "str | None": (lambda raw: raw or None, "text"),
+    "Path": (lambda raw: Path(raw).resolve() if raw else Path(), "path"),
+    "int": (lambda raw: int(raw.strip()), "integer"),
+    "float": (lambda raw: float(raw.strip()), "number"),
+}
+
+
+def setting(env: str, default: Any, accepts: Accepts = ANY) -> Any:
+    return field(default=default, metadata={"env": env, "accepts": accepts})
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the services need to know about their surroundings.
 
-    `redis_url` is None when the caller should start an embedded Redis (`sentiment up`).
+    `redis_url` is None when the caller should start an embedded Redis (`sentiment up`). Paths
+    left empty are placed under `var_dir`.
     """
 
-    var_dir: Path = field(default_factory=_var_dir)
-    database_url: str = ""
-    redis_url: str | None = None
-    model_dir: Path = Path()
-    imdb_data: str | None = None
-    batch_size: int = 64
-    batch_wait_s: float = 0.05
-    worker_threads: int = 0  # TensorFlow threads per scoring process; 0 lets TensorFlow choose
-    metrics_dir: Path = Path()  # where this machine's processes share their Prometheus metrics
-    secret_key: str = ""  # signs the pages' CSRF tokens; every web process must share it
-    admin_token: str = ""  # allows activating models and starting retraining; empty: nobody can
-    submit_rate_limit: str = "120/minute"  # per client, API and form together
-    feedback_rate_limit: str = "60/minute"  # per client
-    ratelimit_storage_url: str = ""  # where rate-limit counters live; empty: the broker's Redis
-    proxy_hops: int = 0  # trusted reverse proxies in front of the web, for the client's address
-    retrain_every_s: float = 3600.0  # how often the scheduler checks whether to retrain
-    retrain_min_feedback: int = 100  # new feedback labels needed before a scheduled run
-    feedback_holdout: float = 0.3  # share of labeled reviews kept out of training, for the gate
-    feedback_max_share: float = 0.2  # most of a run's training data that feedback may make up
-    gate_min_gain: float = 0.0  # the candidate must beat the active model on held-out feedback
-    gate_max_imdb_drop: float = 0.005  # and lose at most this much accuracy on IMDb held-out
-    gate_imdb_reviews: int = 2000  # the fixed IMDb held-out set: this many training reviews
-    replay_reviews: int = 5000  # IMDb reviews mixed with the feedback when fine-tuning
-    max_attempts: int = 3  # tries at scoring a review before it is failed with the reason
-    reconcile_every_s: float = 60.0  # how often the reconciler looks for stuck reviews
+    var_dir: Path = setting("SENTIMENT_VAR", Path("var"))
+    database_url: str = setting("DATABASE_URL", "")  # empty: SQLite in var_dir
+    redis_url: str | None = setting("REDIS_URL", None)
+    model_dir: Path = setting("MODEL_DIR", Path())
+    imdb_data: str | None = setting("IMDB_DATA", None)  # None: download the official archive
+    batch_size: int = setting("BATCH_SIZE", 64, POSITIVE)
+    batch_wait_s: float = setting("BATCH_WAIT_S", 0.05, NOT_NEGATIVE)
+    # TensorFlow threads per scoring process; 0 lets TensorFlow choose
+    worker_threads: int = setting("WORKER_THREADS", 0, NOT_NEGATIVE)
+    # where this machine's processes share their Prometheus metrics
+    metrics_dir: Path = setting("PROMETHEUS_MULTIPROC_DIR", Path())
+    # signs the pages' CSRF tokens; every web process must share it
+    secret_key: str = setting("SECRET_KEY", "")
+    # allows activating models and starting retraining; empty: nobody can
+    admin_token: str = setting("ADMIN_TOKEN", "")
+    submit_rate_limit: str = setting("SUBMIT_RATE_LIMIT", "120/minute")  # per client
+    feedback_rate_limit: str = setting("FEEDBACK_RATE_LIMIT", "60/minute")  # per client
+    # where rate-limit counters live; empty: the broker's Redis
+    ratelimit_storage_url: str = setting("RATELIMIT_STORAGE_URL", "")
+    # trusted reverse proxies in front of the web, for the client's address
+    proxy_hops: int = setting("PROXY_HOPS", 0, NOT_NEGATIVE)
+    # how often the scheduler checks whether to retrain
+    retrain_every_s: float = setting("RETRAIN_EVERY_S", 3600.0, POSITIVE)
+    # new feedback labels needed before a scheduled run
+    retrain_min_feedback: int = setting("RETRAIN_MIN_FEEDBACK", 100, POSITIVE)
+    # share of labeled reviews kept out of training, for the gate
+    feedback_holdout: float = setting("FEEDBACK_HOLDOUT", 0.3, SHARE)
+    # most of a run's training data that feedback may make up
+    feedback_max_share: float = setting("FEEDBACK_MAX_SHARE", 0.2, SHARE)
+    # the candidate must beat the active model on held-out feedback by this much
+    gate_min_gain: float = setting("GATE_MIN_GAIN", 0.0)
+    # and lose at most this much accuracy on IMDb held-out
+    gate_max_imdb_drop: float = setting("GATE_MAX_IMDB_DROP", 0.005, NOT_NEGATIVE)
+    # the fixed IMDb held-out set: this many training reviews
+    gate_imdb_reviews: int = setting("GATE_IMDB_REVIEWS", 2000, NOT_NEGATIVE)
+    # IMDb reviews mixed with the feedback when fine-tuning
+    replay_reviews: int = setting("REPLAY_REVIEWS", 5000, NOT_NEGATIVE)
+    # tries at scoring a review before it is failed with the reason
+    max_attempts: int = setting("MAX_ATTEMPTS", 3, POSITIVE)
+    # how often the reconciler looks for stuck reviews
+    reconcile_every_s: float = setting("RECONCILE_EVERY_S", 60.0, POSITIVE)
     # A review queued or scoring this long without moving is sent again; far above a batch's
     # scoring time (seconds), below the broker's visibility timeout (an hour).
-    reconcile_after_s: float = 300.0
+    reconcile_after_s: float = setting("RECONCILE_AFTER_S", 300.0, POSITIVE)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "var_dir", Path(self.var_dir).resolve())
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.var_dir / 'sentiment.db'}")
         if self.model_dir == Path():
@@ -60,37 +106,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        values: dict[str, object] = {
-            "var_dir": _var_dir(),
-            "database_url": env.get("DATABASE_URL", ""),
-            "redis_url": env.get("REDIS_URL") or None,
-            "model_dir": Path(env["MODEL_DIR"]).resolve() if env.get("MODEL_DIR") else Path(),
-            "imdb_data": env.get("IMDB_DATA") or None,
-            "batch_size": int(env.get("BATCH_SIZE", "64")),
-            "batch_wait_s": float(env.get("BATCH_WAIT_S", "0.05")),
-            "worker_threads": int(env.get("WORKER_THREADS", "0")),
-            "metrics_dir": Path(env.get("PROMETHEUS_MULTIPROC_DIR", "")),
-            "secret_key": env.get("SECRET_KEY", ""),
-            "admin_token": env.get("ADMIN_TOKEN", ""),
-            "submit_rate_limit": env.get("SUBMIT_RATE_LIMIT", "120/minute"),
-            "feedback_rate_limit": env.get("FEEDBACK_RATE_LIMIT", "60/minute"),
-            "ratelimit_storage_url": env.get("RATELIMIT_STORAGE_URL", ""),
-            "proxy_hops": int(env.get("PROXY_HOPS", "0")),
-            "retrain_every_s": float(env.get("RETRAIN_EVERY_S", "3600")),
-            "retrain_min_feedback": int(env.get("RETRAIN_MIN_FEEDBACK", "100")),
-            "feedback_holdout": float(env.get("FEEDBACK_HOLDOUT", "0.3")),
-            "feedback_max_share": float(env.get("FEEDBACK_MAX_SHARE", "0.2")),
-            "gate_min_gain": float(env.get("GATE_MIN_GAIN", "0")),
-            "gate_max_imdb_drop": float(env.get("GATE_MAX_IMDB_DROP", "0.005")),
-            "gate_imdb_reviews": int(env.get("GATE_IMDB_REVIEWS", "2000")),
-            "replay_reviews": int(env.get("REPLAY_REVIEWS", "5000")),
-            "max_attempts": int(env.get("MAX_ATTEMPTS", "3")),
-            "reconcile_every_s": float(env.get("RECONCILE_EVERY_S", "60")),
-            "reconcile_after_s": float(env.get("RECONCILE_AFTER_S", "300")),
-        }
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        """The settings the environment sets, the declared defaults elsewhere; raises
+        SettingsError, naming the variable, for a value its setting cannot take."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            env = item.metadata["env"]
+            if env in os.environ and item.name not in overrides:
+                values[item.name] = parse(
+                    env, os.environ[env], str(item.type), item.metadata["accepts"]
+                )
+        return cls(**values | overrides)
 
     @property
     def broker_url(self) -> str:
@@ -106,3 +131,17 @@ class Settings:
     @property
     def data_dir(self) -> Path:
         return self.var_dir / "data"
+
+
+def parse(env: str, raw: str, kind: str, accepts: Accepts) -> Any:
+    """`raw`, the text of variable `env`, as a value of type `kind` that `accepts` allows."""
+    convert, noun = PARSERS[kind]
+    test, expected = accepts
+    try:
+        value = convert(raw)
+        if test(value):
+            return value
+    except ValueError:
+        pass
+    article = "an" if noun[0] in "aeiou" else "a"
+    raise SettingsError(f'{env} must be {expected.format(a=article, noun=noun)}, got "{raw}"')

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_core.settings import Settings
+from sentiment_core.settings import Settings, SettingsError
 
 
 def test_defaults_are_local_files_and_an_embedded_redis(monkeypatch, tmp_path) -> None:
@@ -30,3 +30,56 @@ def test_environment_overrides_defaults(monkeypatch, tmp_path) -> None:
     assert settings.model_dir == Path(tmp_path / "m")
     assert settings.imdb_data == "/data/imdb.tar.gz"
     assert settings.batch_size == 32
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("BATCH_SIZE", "abc", 'BATCH_SIZE must be a positive integer, got "abc"'),
+        ("BATCH_SIZE", "0", 'BATCH_SIZE must be a positive integer, got "0"'),
+        ("PROXY_HOPS", "-1", 'PROXY_HOPS must be an integer of 0 or more, got "-1"'),
+        ("FEEDBACK_HOLDOUT", "1.5", 'FEEDBACK_HOLDOUT must be a number between 0 and 1, got "1.5"'),
+        ("RETRAIN_EVERY_S", "soon", 'RETRAIN_EVERY_S must be a positive number, got "soon"'),
+        ("GATE_MIN_GAIN", "", 'GATE_MIN_GAIN must be a number, got ""'),
+    ],
+)
+def test_a_bad_value_is_refused_with_the_variable_and_what_it_expects(
+    monkeypatch, name, value, message
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env()
+    assert str(raised.value) == message
+
+
+def test_a_bad_setting_stops_the_command_line_in_one_line(monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from sentiment_cli.main import cli
+
+    monkeypatch.setenv("MAX_ATTEMPTS", "many")
+    result = CliRunner().invoke(cli, ["models", "list"])
+    assert result.exit_code == 1
+    assert result.output == 'Error: MAX_ATTEMPTS must be a positive integer, got "many"\n'
+
+
+def test_the_readme_documents_every_setting_with_its_default() -> None:
+    from dataclasses import MISSING, fields
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in table.splitlines()[4:]:
+        if line.startswith("| `"):
+            variable, default, _ = (cell.strip() for cell in line.strip("|").split(" | ", 2))
+            rows[variable.strip("`")] = default
+    declared = {item.metadata["env"]: item.default for item in fields(Settings)}
+    assert set(rows) == set(declared)
+    for variable, default in declared.items():
+        assert default is not MISSING
+        # A number or a rate is written first as it is; the other defaults, in words.
+        written = rows[variable].split(":")[0].strip("`")
+        if isinstance(default, int | float):
+            assert float(written) == default, variable
+        elif isinstance(default, str) and "/" in default:
+            assert written == default, variable
