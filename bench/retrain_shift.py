@@ -30,12 +30,14 @@ from sentiment_core.db import (
     Feedback,
     Review,
     ReviewStatus,
+    RunTrigger,
     Sentiment,
     make_engine,
     make_sessionmaker,
 )
 from sentiment_core.migrate import upgrade_database
 from sentiment_core.registry import get_version
+from sentiment_core.schemas import RunPublic
 from sentiment_core.settings import Settings
 from sentiment_core.text import tokenize
 from sentiment_inference.scoring import Scorer
@@ -113,7 +115,7 @@ def main() -> None:
         "shifted_holdout": accuracy(base_scorer, held),
         "imdb_test_half": accuracy(base_scorer, judged),
     }
-    run = retrain(replace(settings), trigger="admin", reason="bench/retrain_shift.py")
+    run = retrain(replace(settings), trigger=RunTrigger.admin, reason="bench/retrain_shift.py")
     assert run is not None
     with sessions() as session:
         candidate = get_version(session, run.candidate_version)
@@ -124,7 +126,7 @@ def main() -> None:
     }
     engine.dispose()
     print(json.dumps({
-        "preset": args.preset, "slang": slang, "run": run.as_dict(),
+        "preset": args.preset, "slang": slang, "run": RunPublic().dump(run),
         "before": before, "after": after,
     }, indent=2))  # fmt: skip
     print(f"\n{'':22}{'base ' + base.version:>14}{'candidate ' + candidate.version:>18}")

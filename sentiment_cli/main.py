@@ -316,13 +316,15 @@ def beat(loglevel: str) -> None:
 @click.option("--reason", default="started from the command line", show_default=True)
 def retrain(reason: str) -> None:
     """Run one retraining run now, in this process, and print its record as JSON."""
+    from sentiment_core.db import RunTrigger
+    from sentiment_core.schemas import RunPublic
     from trainer.retrain import retrain as run_retraining
 
     with user_errors():  # a run in progress, no active model, unreadable data
-        run = run_retraining(Settings.from_env(), trigger="admin", reason=reason)
+        run = run_retraining(Settings.from_env(), trigger=RunTrigger.admin, reason=reason)
     if run is None:
         raise click.ClickException("the run did not start")
-    click.echo(json.dumps(run.as_dict()))
+    click.echo(json.dumps(RunPublic().dump(run)))
     if run.error:
         raise click.ClickException(run.error)
 

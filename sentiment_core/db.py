@@ -148,6 +148,16 @@ class ModelVersion(Base):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class RunTrigger(str, enum.Enum):
+    schedule = "schedule"
+    admin = "admin"
+
+
+class RunMode(str, enum.Enum):
+    fine_tune = "fine-tune"
+    scratch = "scratch"
+
+
 class RunStatus(str, enum.Enum):
     running = "running"
     promoted = "promoted"
@@ -161,7 +171,7 @@ class TrainingRun(Base):
     __tablename__ = "training_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    trigger: Mapped[str] = mapped_column(String(16))  # "schedule" or "admin"
+    trigger: Mapped[str] = mapped_column(String(16))  # a RunTrigger's value
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[RunStatus] = mapped_column(
         Enum(RunStatus, name="run_status", native_enum=False, length=16),
@@ -170,7 +180,7 @@ class TrainingRun(Base):
     )
     base_version: Mapped[str | None] = mapped_column(String(64))
     candidate_version: Mapped[str | None] = mapped_column(String(64))
-    mode: Mapped[str | None] = mapped_column(String(16))  # "fine-tune" or "scratch"
+    mode: Mapped[str | None] = mapped_column(String(16))  # a RunMode's value
     mode_reason: Mapped[str | None] = mapped_column(Text)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -178,27 +188,6 @@ class TrainingRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    def as_dict(self) -> dict:
-        def iso(moment: datetime | None) -> str | None:
-            return None if moment is None else as_utc(moment).isoformat()
-
-        return {
-            "id": self.id,
-            "trigger": self.trigger,
-            "reason": self.reason,
-            "status": self.status.value,
-            "base_version": self.base_version,
-            "candidate_version": self.candidate_version,
-            "mode": self.mode,
-            "mode_reason": self.mode_reason,
-            "counts": self.counts,
-            "metrics": self.metrics,
-            "decision": self.decision,
-            "error": self.error,
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-        }
 
 
 def make_engine(url: str) -> Engine:

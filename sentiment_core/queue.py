@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from sentiment_core.db import RunTrigger
 from sentiment_core.settings import Settings
 
 SCORE_TASK = "worker.score_review"
 SCORING_QUEUE = "scoring"
-RETRAIN_TASK = "trainer.retrain"  # args: trigger ("schedule" or "admin"), reason
+RETRAIN_TASK = "trainer.retrain"  # args: a RunTrigger's value, the reason
 TRAINING_QUEUE = "training"
 RECONCILE_TASK = "worker.reconcile"
 # Beside the scoring queue, so a long backlog never delays the reconciler.
@@ -60,11 +61,11 @@ def beat_schedule(settings: Settings) -> dict:
         "retrain-on-feedback": {
             "task": RETRAIN_TASK,
             "schedule": settings.retrain_every_s,
-            "args": ["schedule", "scheduled check for new feedback"],
+            "args": [RunTrigger.schedule.value, "scheduled check for new feedback"],
             "options": {"queue": TRAINING_QUEUE},
         },
     }
 
 
 def request_retraining(app: Celery, reason: str) -> None:
-    app.send_task(RETRAIN_TASK, args=["admin", reason], queue=TRAINING_QUEUE)
+    app.send_task(RETRAIN_TASK, args=[RunTrigger.admin.value, reason], queue=TRAINING_QUEUE)

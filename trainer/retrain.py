@@ -26,7 +26,9 @@ from sentiment_core.db import (
     Feedback,
     ModelVersion,
     Review,
+    RunMode,
     RunStatus,
+    RunTrigger,
     Sentiment,
     TrainingRun,
     as_utc,
@@ -112,7 +114,7 @@ def cap_share(items: list, others: int, max_share: float, seed: int = DEFAULT_SE
     return items if len(items) <= limit else random.Random(seed).sample(items, limit)
 
 
-def choose_mode(preprocessor: Preprocessor, texts: list[str]) -> tuple[str, str]:
+def choose_mode(preprocessor: Preprocessor, texts: list[str]) -> tuple[RunMode, str]:
     """Fine-tune the active model, unless the feedback leans on words its vocabulary lacks."""
     unknown = Counter(
         word for text in texts for word in set(tokenize(text)) if not preprocessor.knows(word)
@@ -121,12 +123,12 @@ def choose_mode(preprocessor: Preprocessor, texts: list[str]) -> tuple[str, str]
     new_words = sorted(w for w, n in unknown.items() if n >= needed)
     if new_words:
         shown = ", ".join(new_words[:8]) + (", …" if len(new_words) > 8 else "")
-        return "scratch", (
+        return RunMode.scratch, (
             f"{len(new_words)} words in at least {needed} labeled reviews are "
             f"outside the active vocabulary ({shown}); a fine-tuned model could not see them, "
             "so the vocabulary is refitted and the model trained from scratch"
         )
-    return "fine-tune", (
+    return RunMode.fine_tune, (
         "the active vocabulary covers the feedback, so training continues from the active model "
         f"({FINE_TUNE_EPOCHS} epochs at learning rate {FINE_TUNE_LEARNING_RATE})"
     )
@@ -184,7 +186,9 @@ def should_retrain(session: Session, settings: Settings) -> str | None:
     return f"{new} new feedback labels (threshold {settings.retrain_min_feedback})"
 
 
-def retrain(settings: Settings, *, trigger: str, reason: str | None = None) -> TrainingRun | None:
+def retrain(
+    settings: Settings, *, trigger: RunTrigger, reason: str | None = None
+) -> TrainingRun | None:
     """One retraining run, recorded in `training_runs`; returns it, or None when a scheduled
     check finds too little new feedback."""
     engine = make_engine(settings.database_url)
@@ -193,7 +197,7 @@ def retrain(settings: Settings, *, trigger: str, reason: str | None = None) -> T
         with sessions() as session:
             if running_run(session) is not None:
                 raise RunInProgress("a retraining run is already in progress")
-            if trigger == "schedule":
+            if trigger == RunTrigger.schedule:
                 reason = should_retrain(session, settings)
                 if reason is None:
                     return None
@@ -201,7 +205,7 @@ def retrain(settings: Settings, *, trigger: str, reason: str | None = None) -> T
             if active is None:
                 raise RuntimeError("no active model to retrain")
             run = TrainingRun(
-                trigger=trigger, reason=reason or trigger, base_version=active.version
+                trigger=trigger.value, reason=reason or trigger.value, base_version=active.version
             )
             session.add(run)
             session.commit()
@@ -228,10 +232,11 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     gate_imdb, rest = imdb.train.hold_out(settings.gate_imdb_reviews)
 
     base_dir = Path(active.artifact_path)
-    run.mode, run.mode_reason = choose_mode(
+    mode, run.mode_reason = choose_mode(
         Preprocessor.load(base_dir / PREPROCESSOR_FILE), [item.text for item in learn]
     )
-    if run.mode == "fine-tune":
+    run.mode = mode.value
+    if run.mode == RunMode.fine_tune:
         rest = rest.sample(settings.replay_reviews, DEFAULT_SEED)
     used = cap_share(learn, len(rest.texts), settings.feedback_max_share)
     train = Split(rest.texts + [i.text for i in used], rest.labels + [i.label for i in used])
@@ -250,7 +255,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         return
     session.commit()
 
-    if run.mode == "fine-tune":
+    if run.mode == RunMode.fine_tune:
         request = TrainRequest(
             preset=active.preset,
             base=base_dir,

@@ -7,6 +7,7 @@ import logging
 
 from celery import Celery
 
+from sentiment_core.db import RunTrigger
 from sentiment_core.queue import RETRAIN_TASK, TRAINING_QUEUE, create_celery
 from sentiment_core.settings import Settings
 from trainer.retrain import RunInProgress, retrain
@@ -23,7 +24,7 @@ def create_trainer_app(settings: Settings) -> Celery:
     @app.task(name=RETRAIN_TASK)
     def retrain_task(trigger: str, reason: str) -> None:
         try:
-            run = retrain(settings, trigger=trigger, reason=reason)
+            run = retrain(settings, trigger=RunTrigger(trigger), reason=reason)
         except RunInProgress as exc:
             log.warning("%s: skipped (%s)", reason, exc)
             return

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import select, text
 
-from sentiment_core.db import ModelVersion, Review, ReviewStatus, Sentiment, TrainingRun, as_utc
+from sentiment_core.db import ModelVersion, ReviewStatus, Sentiment, TrainingRun
 from sentiment_core.registry import active_version, get_version
+from sentiment_core.schemas import (
+    FeedbackPublic,
+    ModelDetail,
+    ModelPage,
+    ModelPublic,
+    Readiness,
+    ReviewPage,
+    ReviewPublic,
+    RunPage,
+    SubmissionPublic,
+)
+from sentiment_core.schemas import Stats as StatsSchema
 from web.admin import (
     activate_model,
     bearer_token,
@@ -19,7 +30,6 @@ from web.admin import (
 )
 from web.limits import client_id, feedback_limit, submit_limit
 from web.reviews import (
-    Page,
     Rejected,
     check_idempotency_key,
     clean_text,
@@ -37,49 +47,6 @@ from web.reviews import (
 from web.stats import collect_stats
 
 api = Blueprint("api", __name__)
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else as_utc(moment).isoformat()
-
-
-def review_public(review: Review) -> dict:
-    return {
-        "id": review.id,
-        "text": review.text,
-        "status": review.status.value,
-        "sentiment": review.sentiment.value if review.sentiment else None,
-        "score": review.score,
-        "model_version": review.model_version,
-        "submission": review.submission,
-        "created_at": iso(review.created_at),
-        "scored_at": iso(review.scored_at),
-        "error": review.error,
-    }
-
-
-def model_public(row: ModelVersion) -> dict:
-    return {
-        "version": row.version,
-        "preset": row.preset,
-        "active": row.active,
-        "metrics": {k: v for k, v in row.metrics.items() if k != "history"},
-        "artifact_sha256": row.artifact_sha256,
-        "data_fingerprint": row.data_fingerprint,
-        "parent_version": row.parent_version,
-        "created_at": iso(row.created_at),
-        "activated_at": iso(row.activated_at),
-    }
-
-
-def page_public(page: Page, public) -> dict:
-    return {
-        "items": [public(item) for item in page.items],
-        "page": page.page,
-        "per_page": page.per_page,
-        "total": page.total,
-        "pages": page.pages,
-    }
 
 
 def json_body() -> dict:
@@ -148,7 +115,7 @@ def create_reviews():
     urls = [url_for("api.show_review", review_id=i) for i in ids]
     body = {"submission": submission.id, "status": ReviewStatus.queued.value, "ids": ids}
     body |= {"id": ids[0], "url": urls[0]} if "text" in payload else {"urls": urls}
-    response = jsonify(body)
+    response = jsonify(SubmissionPublic().dump(body))
     response.status_code = 202
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -162,8 +129,8 @@ def index_reviews():
     get:
       summary: Reviews, newest first, filtered and paginated
       parameters:
-        - {in: query, name: status, schema: {type: string, enum: [queued, scoring, done, failed]}}
-        - {in: query, name: sentiment, schema: {type: string, enum: [positive, negative]}}
+        - status
+        - sentiment
         - {in: query, name: submission, schema: {type: string, maxLength: 32}}
         - page
         - per_page
@@ -184,7 +151,7 @@ def index_reviews():
         sentiment=parse_choice(args.get("sentiment"), Sentiment, "sentiment"),
         submission=parse_submission(args.get("submission")),
     )
-    return jsonify(page_public(found, review_public))
+    return jsonify(ReviewPage().dump(found))
 
 
 @api.get("/api/v1/reviews/<int:review_id>")
@@ -206,7 +173,7 @@ def show_review(review_id: int):
     review = get_review(review_id)
     if review is None:
         raise Rejected(404, "not_found", f"no review {review_id}")
-    return jsonify(review_public(review))
+    return jsonify(ReviewPublic().dump(review))
 
 
 @api.post("/api/v1/reviews/<int:review_id>/feedback")
@@ -244,7 +211,7 @@ def create_feedback(review_id: int):
     if not isinstance(label, str) or label not in {s.value for s in Sentiment}:
         raise Rejected(422, "invalid_label", 'label must be "positive" or "negative"')
     feedback, created = record_feedback(review_id, Sentiment(label), client_id())
-    return jsonify(id=feedback.id, review_id=review_id, label=label), 201 if created else 200
+    return jsonify(FeedbackPublic().dump(feedback)), 201 if created else 200
 
 
 @api.get("/api/v1/models")
@@ -268,7 +235,7 @@ def index_models():
     found = paginate(
         select(ModelVersion).order_by(ModelVersion.id.desc()), page=page, per_page=per_page
     )
-    return jsonify(page_public(found, model_public))
+    return jsonify(ModelPage().dump(found))
 
 
 @api.get("/api/v1/models/<version:version>")
@@ -284,14 +251,14 @@ def show_model(version: str):
           description: The model version
           content:
             application/json:
-              schema: {$ref: "#/components/schemas/ModelPublic"}
+              schema: {$ref: "#/components/schemas/ModelDetail"}
         "404": {$ref: "#/components/responses/Error"}
     """
     with sessions() as session:
         row = get_version(session, version)
     if row is None:
         raise Rejected(404, "not_found", f"no model version {version}")
-    return jsonify(model_public(row) | {"history": row.metrics.get("history")})
+    return jsonify(ModelDetail().dump(row))
 
 
 @api.post("/api/v1/models/<version:version>/activate")
@@ -314,7 +281,7 @@ def activate(version: str):
         "404": {$ref: "#/components/responses/Error"}
     """
     require_admin()
-    return jsonify(model_public(activate_model(version)))
+    return jsonify(ModelPublic().dump(activate_model(version)))
 
 
 @api.post("/api/v1/models/rollback")
@@ -335,7 +302,7 @@ def rollback():
         "409": {$ref: "#/components/responses/Error"}
     """
     require_admin()
-    return jsonify(model_public(rollback_model()))
+    return jsonify(ModelPublic().dump(rollback_model()))
 
 
 @api.post("/api/v1/retrain")
@@ -383,7 +350,7 @@ def training_runs():
     found = paginate(
         select(TrainingRun).order_by(TrainingRun.id.desc()), page=page, per_page=per_page
     )
-    return jsonify(page_public(found, TrainingRun.as_dict))
+    return jsonify(RunPage().dump(found))
 
 
 @api.get("/api/v1/stats")
@@ -399,7 +366,7 @@ def stats():
             application/json:
               schema: {$ref: "#/components/schemas/Stats"}
     """
-    return jsonify(collect_stats())
+    return jsonify(StatsSchema().dump(collect_stats()))
 
 
 @api.get("/api/v1/openapi.json")
@@ -468,4 +435,4 @@ def readyz():
         checks["broker"] = "ok"
     except Exception:
         ready = False
-    return jsonify(ready=ready, checks=checks), 200 if ready else 503
+    return jsonify(Readiness().dump({"ready": ready, "checks": checks})), 200 if ready else 503

@@ -16,6 +16,7 @@ from werkzeug.routing import BaseConverter
 from sentiment_core.db import make_engine, make_sessionmaker
 from sentiment_core.queue import create_celery
 from sentiment_core.registry import VERSION_PATTERN
+from sentiment_core.schemas import Error
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
 from web.api import api
 from web.encoding import check_form_encoding
@@ -70,7 +71,7 @@ def register_error_handlers(app: Flask) -> None:
 
     def respond(status: int, code: str, message: str):
         if request.path.startswith("/api/"):
-            return jsonify(error={"code": code, "message": message}), status
+            return jsonify(Error().dump({"error": {"code": code, "message": message}})), status
         return render_template("error.html", status=status, message=message), status
 
     @app.errorhandler(HTTPException)

@@ -3,7 +3,15 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from sentiment_core.db import Feedback, Review, ReviewStatus, RunStatus, Sentiment, TrainingRun
+from sentiment_core.db import (
+    Feedback,
+    Review,
+    ReviewStatus,
+    RunStatus,
+    RunTrigger,
+    Sentiment,
+    TrainingRun,
+)
 from sentiment_core.registry import active_version, get_version
 from sentiment_core.text import Preprocessor
 from tests.factories import NEGATIVE, POSITIVE, new_word_reviews, write_imdb_folder
@@ -100,7 +108,7 @@ def test_a_scheduled_run_waits_for_enough_new_feedback(settings, sessions, tiny_
         session.add(TrainingRun(trigger="schedule", reason="x", status=RunStatus.rejected))
         session.commit()
         assert should_retrain(session, settings) is None
-    assert retrain(settings, trigger="schedule") is None
+    assert retrain(settings, trigger=RunTrigger.schedule) is None
 
 
 def test_a_run_continues_from_the_active_model_when_the_vocabulary_suffices(
@@ -113,7 +121,7 @@ def test_a_run_continues_from_the_active_model_when_the_vocabulary_suffices(
         feedback_holdout=0.5,
     )
     add_labeled(sessions, POSITIVE + NEGATIVE, [["positive"]] * 6 + [["negative"]] * 6)
-    run = retrain(settings, trigger="admin", reason="test")
+    run = retrain(settings, trigger=RunTrigger.admin, reason="test")
     assert run.mode == "fine-tune" and run.error is None
     assert run.status in (RunStatus.promoted, RunStatus.rejected) and run.decision
     assert run.counts["labeled_reviews"] == 12
@@ -132,7 +140,7 @@ def test_a_run_continues_from_the_active_model_when_the_vocabulary_suffices(
 
 def test_a_run_that_fails_is_recorded_with_its_reason(settings, sessions, tiny_model) -> None:
     settings = replace(settings, imdb_data=str(settings.var_dir / "missing.tar.gz"))
-    run = retrain(settings, trigger="admin", reason="test")
+    run = retrain(settings, trigger=RunTrigger.admin, reason="test")
     assert run.status is RunStatus.failed and "missing.tar.gz" in run.error
     assert run.finished_at is not None and run.candidate_version is None
     assert not list(settings.model_dir.glob(".staging-*"))
@@ -140,7 +148,7 @@ def test_a_run_that_fails_is_recorded_with_its_reason(settings, sessions, tiny_m
 
 def test_a_run_without_feedback_trains_nothing(settings, sessions, tiny_model, tmp_path) -> None:
     settings = replace(settings, imdb_data=str(write_imdb_folder(tmp_path / "imdb")))
-    run = retrain(settings, trigger="admin", reason="test")
+    run = retrain(settings, trigger=RunTrigger.admin, reason="test")
     assert run.status is RunStatus.rejected and run.candidate_version is None
     assert run.decision.startswith("too little feedback")
     assert run.counts["labeled_reviews"] == 0

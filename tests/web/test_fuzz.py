@@ -1,15 +1,12 @@
 """Schema-driven fuzz of the API: every operation of the app's own OpenAPI document, generated
 inside and outside its schemas, must answer without a 5xx and as the document says."""
 
-from dataclasses import replace
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.config import SchemathesisConfig
 
-from sentiment_core.db import Review, ReviewStatus, Sentiment, utcnow
 from sentiment_core.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 
@@ -25,31 +22,6 @@ CONFIG = SchemathesisConfig.from_dict(
         },
     }
 )
-
-
-@pytest.fixture
-def fuzz_app(settings, make_app, tiny_model, sessions):
-    """The app with limits the fuzz cannot reach, and one review of each status to read back."""
-    app = make_app(
-        replace(settings, submit_rate_limit="100000/minute", feedback_rate_limit="100000/minute")
-    )
-    with sessions() as session:
-        session.add_all(
-            [
-                Review(text="queued", status=ReviewStatus.queued),
-                Review(
-                    text="scored",
-                    status=ReviewStatus.done,
-                    sentiment=Sentiment.positive,
-                    score=0.9,
-                    model_version=tiny_model,
-                    scored_at=utcnow(),
-                ),
-                Review(text="failed", status=ReviewStatus.failed, error="broken"),
-            ]
-        )
-        session.commit()
-    return app
 
 
 def load_schema():

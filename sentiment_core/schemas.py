@@ -1,0 +1,169 @@
+"""The public shapes, each declared once: a marshmallow schema serialises the API's responses
+(and the command line's records) with `dump` and, through apispec's MarshmallowPlugin, is the
+OpenAPI component the document refers to (web/openapi.py). Enum values come from the enums."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from marshmallow import Schema, fields, validate
+
+from sentiment_core.db import ReviewStatus, RunMode, RunStatus, RunTrigger, Sentiment, as_utc
+
+
+class Moment(fields.DateTime):
+    """A stored time as ISO 8601 in UTC (SQLite hands times back without their zone)."""
+
+    def _serialize(
+        self, value: datetime | None, attr: str | None, obj: object, **kwargs: object
+    ) -> str | None:
+        return None if value is None else as_utc(value).isoformat()
+
+
+def values_of(enum: type[Enum]) -> validate.OneOf:
+    """A text field's allowed values: the enum's (apispec documents them as its `enum`)."""
+    return validate.OneOf([member.value for member in enum])
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class Error(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class ReviewPublic(Schema):
+    id = fields.Integer(required=True)
+    text = fields.String(
+        required=True, metadata={"description": "As stored: the submitted text, trimmed"}
+    )
+    status = fields.Enum(ReviewStatus, by_value=True, required=True)
+    sentiment = fields.Enum(Sentiment, by_value=True, allow_none=True)
+    score = fields.Float(allow_none=True, metadata={"description": "P(positive)"})
+    model_version = fields.String(allow_none=True)
+    submission = fields.String(allow_none=True)
+    created_at = Moment(required=True)
+    scored_at = Moment(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class SubmissionPublic(Schema):
+    submission = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([ReviewStatus.queued.value]))
+    ids = fields.List(fields.Integer(), required=True)
+    urls = fields.List(fields.String())
+    id = fields.Integer(metadata={"description": 'Only for a single "text".'})
+    url = fields.String(metadata={"description": 'Only for a single "text".'})
+
+
+class FeedbackCreate(Schema):
+    label = fields.Enum(Sentiment, by_value=True, required=True)
+
+
+class FeedbackPublic(Schema):
+    id = fields.Integer(required=True)
+    review_id = fields.Integer(required=True)
+    label = fields.Enum(Sentiment, by_value=True, required=True)
+
+
+class ModelPublic(Schema):
+    version = fields.String(required=True)
+    preset = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    metrics = fields.Function(
+        lambda row: {k: v for k, v in row.metrics.items() if k != "history"},
+        required=True,
+        metadata={"type": "object"},
+    )
+    artifact_sha256 = fields.String()
+    data_fingerprint = fields.String(allow_none=True)
+    parent_version = fields.String(allow_none=True)
+    created_at = Moment()
+    activated_at = Moment(allow_none=True)
+
+
+class ModelDetail(ModelPublic):
+    history = fields.Function(
+        lambda row: row.metrics.get("history"), metadata={"type": "object", "nullable": True}
+    )
+
+
+class RunPublic(Schema):
+    id = fields.Integer(required=True)
+    trigger = fields.String(required=True, validate=values_of(RunTrigger))  # stored as text
+    reason = fields.String(required=True)
+    status = fields.Enum(RunStatus, by_value=True, required=True)
+    base_version = fields.String(allow_none=True)
+    candidate_version = fields.String(allow_none=True)
+    mode = fields.String(allow_none=True, validate=values_of(RunMode))
+    mode_reason = fields.String(allow_none=True)
+    counts = fields.Dict()
+    metrics = fields.Dict()
+    decision = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    started_at = Moment(required=True)
+    finished_at = Moment(allow_none=True)
+
+
+def page_of(item: type[Schema]) -> type[Schema]:
+    """The schema of one page of `item`s, as every list answers."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item), required=True),
+            "page": fields.Integer(required=True),
+            "per_page": fields.Integer(required=True),
+            "total": fields.Integer(required=True),
+            "pages": fields.Integer(required=True),
+        },
+        name=item.__name__.replace("Public", "Page"),
+    )
+
+
+ReviewPage, ModelPage, RunPage = page_of(ReviewPublic), page_of(ModelPublic), page_of(RunPublic)
+
+
+class Latency(Schema):
+    mean = fields.Float(allow_none=True)
+    p50 = fields.Float(allow_none=True)
+    p95 = fields.Float(allow_none=True)
+
+
+class FeedbackCounts(Schema):
+    total = fields.Integer(required=True)
+    right = fields.Integer(required=True)
+    wrong = fields.Integer(required=True)
+
+
+class ActiveModelStats(Schema):
+    version = fields.String(allow_none=True)
+    feedback_labels = fields.Integer(required=True)
+    feedback_accuracy = fields.Float(allow_none=True)
+
+
+class Stats(Schema):
+    queue_depth = fields.Integer(required=True, allow_none=True)
+    reviews = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    window_minutes = fields.Integer()
+    scored_per_minute = fields.Float()
+    average_batch_size = fields.Float(allow_none=True)
+    latency_seconds = fields.Nested(Latency)
+    feedback = fields.Nested(FeedbackCounts, required=True)
+    active_model = fields.Nested(ActiveModelStats)
+
+
+class Readiness(Schema):
+    ready = fields.Boolean(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+# Every component by the name the views' docstrings refer to it by.
+SCHEMAS: dict[str, type[Schema]] = {
+    schema.__name__: schema
+    for schema in (
+        Error, ReviewPublic, ReviewPage, SubmissionPublic, FeedbackCreate, FeedbackPublic,
+        ModelPublic, ModelDetail, ModelPage, RunPublic, RunPage, Stats, Readiness,
+    )
+}  # fmt: skip

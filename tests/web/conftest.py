@@ -1,0 +1,32 @@
+"""Fixtures of the web tests that read back stored reviews."""
+
+from dataclasses import replace
+
+import pytest
+
+from sentiment_core.db import Review, ReviewStatus, Sentiment, utcnow
+
+
+@pytest.fixture
+def fuzz_app(settings, make_app, tiny_model, sessions):
+    """The app with limits the fuzz cannot reach, and one review of each status to read back."""
+    app = make_app(
+        replace(settings, submit_rate_limit="100000/minute", feedback_rate_limit="100000/minute")
+    )
+    with sessions() as session:
+        session.add_all(
+            [
+                Review(text="queued", status=ReviewStatus.queued),
+                Review(
+                    text="scored",
+                    status=ReviewStatus.done,
+                    sentiment=Sentiment.positive,
+                    score=0.9,
+                    model_version=tiny_model,
+                    scored_at=utcnow(),
+                ),
+                Review(text="failed", status=ReviewStatus.failed, error="broken"),
+            ]
+        )
+        session.commit()
+    return app
