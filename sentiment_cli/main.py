@@ -132,10 +132,27 @@ def pretrain(unlabeled: str | None, data_path: str | None, epochs: int, dim: int
     )
 
 
-def sessions():
+def make_sessions():
+    """A sessionmaker on DATABASE_URL."""
     from sentiment_core.db import make_engine, make_sessionmaker
 
-    return make_sessionmaker(make_engine(Settings.from_env().database_url))()
+    return make_sessionmaker(make_engine(Settings.from_env().database_url))
+
+
+def sessions():
+    return make_sessions()()
+
+
+@contextmanager
+def refusals(**wording: str):
+    """Turn an operation's refusal into one line and a non-zero exit. `wording` holds, by error
+    code, the line a command has always printed where it differs from the web's message."""
+    from sentiment_core.operations import OperationError
+
+    try:
+        yield
+    except OperationError as exc:
+        raise click.ClickException(wording.get(exc.code, exc.message)) from exc
 
 
 def load_scorer(version: str | None, without: str | None = None):
@@ -213,23 +230,20 @@ def models_list() -> None:
 @click.argument("version")
 def models_activate(version: str) -> None:
     """Make VERSION the one the workers serve (from their next batch)."""
-    from sentiment_core.registry import activate_version
+    from sentiment_core.operations import activate_model
 
-    with sessions() as session, user_errors():
-        row = activate_version(session, version)
+    with refusals(not_found=f"no model version {version!r}"):
+        row = activate_model(sessions=make_sessions(), version=version)
     click.echo(f"{row.version} is active")
 
 
 @models.command("rollback")
 def models_rollback() -> None:
     """Re-activate the version that was active before the current one."""
-    from sentiment_core.registry import activate_version, previous_version
+    from sentiment_core.operations import rollback_model
 
-    with sessions() as session:
-        previous = previous_version(session)
-        if previous is None:
-            raise click.ClickException("no earlier active version to roll back to")
-        row = activate_version(session, previous.version)
+    with refusals(no_previous_version="no earlier active version to roll back to"):
+        row = rollback_model(sessions=make_sessions())
     click.echo(f"rolled back: {row.version} is active")
 
 

@@ -77,7 +77,9 @@ def fake_redis(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeRedis:
 
 def close_database(app: Flask) -> None:
     """Close the app's pooled database connections, as the end of its process would."""
-    with app.extensions["sessions"]() as session:
+    from web.services import get_services
+
+    with get_services(app).sessions() as session:
         session.get_bind().dispose()
 
 
@@ -85,13 +87,14 @@ def close_database(app: Flask) -> None:
 def make_app(fake_redis: fakeredis.FakeRedis) -> Iterator[Callable[[Settings], Flask]]:
     """Builds apps on the fake broker, and closes their database connections afterwards."""
     from web.app import create_app
+    from web.services import get_services
 
     apps: list[Flask] = []
 
     def make(settings: Settings) -> Flask:
         app = create_app(settings)
         app.config["TESTING"] = True
-        app.extensions["redis"] = fake_redis
+        get_services(app).redis = fake_redis
         apps.append(app)
         return app
 

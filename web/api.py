@@ -1,13 +1,34 @@
-"""JSON API, version 1. Each view's docstring carries its OpenAPI operation (web/openapi.py)."""
+"""JSON API, version 1: reads the request, calls the operations (sentiment_core/operations.py)
+and shapes the response; web/app.py answers their refusals. Each view's docstring carries its
+OpenAPI operation (web/openapi.py)."""
 
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 from sqlalchemy import select, text
 
 from sentiment_core.db import ModelVersion, ReviewStatus, Sentiment, TrainingRun
+from sentiment_core.operations import (
+    Invalid,
+    NotFound,
+    Unacceptable,
+    activate_model,
+    check_idempotency_key,
+    clean_text,
+    clean_texts,
+    find_review,
+    list_reviews,
+    paginate,
+    parse_choice,
+    parse_page,
+    parse_submission,
+    record_feedback,
+    rollback_model,
+    start_retraining,
+    submit_reviews,
+)
 from sentiment_core.registry import active_version, get_version
 from sentiment_core.schemas import (
     FeedbackPublic,
@@ -21,48 +42,28 @@ from sentiment_core.schemas import (
     SubmissionPublic,
 )
 from sentiment_core.schemas import Stats as StatsSchema
-from web.admin import (
-    activate_model,
-    bearer_token,
-    check_admin,
-    rollback_model,
-    start_retraining,
-)
+from web.admin import bearer_token, check_admin
 from web.limits import client_id, feedback_limit, submit_limit
-from web.reviews import (
-    Rejected,
-    check_idempotency_key,
-    clean_text,
-    clean_texts,
-    get_review,
-    list_reviews,
-    paginate,
-    parse_choice,
-    parse_page,
-    parse_submission,
-    record_feedback,
-    sessions,
-    submit_reviews,
-)
+from web.services import get_services
 from web.stats import collect_stats
 
 api = Blueprint("api", __name__)
 
 
 def json_body() -> dict:
-    """The request's JSON object, or a 400 saying what is wrong with the body."""
+    """The request's JSON object, or Invalid saying what is wrong with the body."""
     if not request.is_json:
-        raise Rejected(400, "invalid_json", "the body must be a JSON object (application/json)")
+        raise Invalid("invalid_json", "the body must be a JSON object (application/json)")
     try:
         body = json.loads(request.get_data().decode())
     except UnicodeDecodeError:
-        raise Rejected(400, "invalid_encoding", "the body is not UTF-8 text") from None
+        raise Invalid("invalid_encoding", "the body is not UTF-8 text") from None
     except RecursionError:
-        raise Rejected(400, "invalid_json", "the body's JSON is nested too deeply") from None
+        raise Invalid("invalid_json", "the body's JSON is nested too deeply") from None
     except ValueError:
-        raise Rejected(400, "invalid_json", "the body is not valid JSON") from None
+        raise Invalid("invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise Rejected(400, "invalid_json", "the body must be a JSON object")
+        raise Invalid("invalid_json", "the body must be a JSON object")
     return body
 
 
@@ -102,15 +103,18 @@ def create_reviews():
     key = check_idempotency_key(request.headers.get("Idempotency-Key"))
     payload = json_body()
     if ("text" in payload) == ("reviews" in payload):
-        raise Rejected(400, "invalid_body", 'give either "text" or "reviews"')
+        raise Invalid("invalid_body", 'give either "text" or "reviews"')
     if "text" in payload:
         texts = [clean_text(payload["text"])]
     else:
         items = payload["reviews"]
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise Rejected(400, "invalid_type", '"reviews" must be a list of {"text": ...}')
+            raise Invalid("invalid_type", '"reviews" must be a list of {"text": ...}')
         texts = clean_texts([item.get("text") for item in items])
-    submission = submit_reviews(texts, idempotency_key=key)
+    services = get_services()
+    submission = submit_reviews(
+        sessions=services.sessions, celery=services.celery, texts=texts, idempotency_key=key
+    )
     ids = submission.review_ids
     urls = [url_for("api.show_review", review_id=i) for i in ids]
     body = {"submission": submission.id, "status": ReviewStatus.queued.value, "ids": ids}
@@ -145,6 +149,7 @@ def index_reviews():
     args = request.args
     page, per_page = parse_page(args.get("page"), args.get("per_page"))
     found = list_reviews(
+        sessions=get_services().sessions,
         page=page,
         per_page=per_page,
         status=parse_choice(args.get("status"), ReviewStatus, "status"),
@@ -170,9 +175,9 @@ def show_review(review_id: int):
               schema: {$ref: "#/components/schemas/ReviewPublic"}
         "404": {$ref: "#/components/responses/Error"}
     """
-    review = get_review(review_id)
+    review = find_review(sessions=get_services().sessions, review_id=review_id)
     if review is None:
-        raise Rejected(404, "not_found", f"no review {review_id}")
+        raise NotFound("not_found", f"no review {review_id}")
     return jsonify(ReviewPublic().dump(review))
 
 
@@ -209,8 +214,13 @@ def create_feedback(review_id: int):
     """
     label = json_body().get("label")
     if not isinstance(label, str) or label not in {s.value for s in Sentiment}:
-        raise Rejected(422, "invalid_label", 'label must be "positive" or "negative"')
-    feedback, created = record_feedback(review_id, Sentiment(label), client_id())
+        raise Unacceptable("invalid_label", 'label must be "positive" or "negative"')
+    feedback, created = record_feedback(
+        sessions=get_services().sessions,
+        review_id=review_id,
+        label=Sentiment(label),
+        client=client_id(),
+    )
     return jsonify(FeedbackPublic().dump(feedback)), 201 if created else 200
 
 
@@ -233,7 +243,10 @@ def index_models():
     """
     page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
     found = paginate(
-        select(ModelVersion).order_by(ModelVersion.id.desc()), page=page, per_page=per_page
+        sessions=get_services().sessions,
+        query=select(ModelVersion).order_by(ModelVersion.id.desc()),
+        page=page,
+        per_page=per_page,
     )
     return jsonify(ModelPage().dump(found))
 
@@ -254,10 +267,10 @@ def show_model(version: str):
               schema: {$ref: "#/components/schemas/ModelDetail"}
         "404": {$ref: "#/components/responses/Error"}
     """
-    with sessions() as session:
+    with get_services().sessions() as session:
         row = get_version(session, version)
     if row is None:
-        raise Rejected(404, "not_found", f"no model version {version}")
+        raise NotFound("not_found", f"no model version {version}")
     return jsonify(ModelDetail().dump(row))
 
 
@@ -281,7 +294,8 @@ def activate(version: str):
         "404": {$ref: "#/components/responses/Error"}
     """
     require_admin()
-    return jsonify(ModelPublic().dump(activate_model(version)))
+    row = activate_model(sessions=get_services().sessions, version=version)
+    return jsonify(ModelPublic().dump(row))
 
 
 @api.post("/api/v1/models/rollback")
@@ -302,7 +316,7 @@ def rollback():
         "409": {$ref: "#/components/responses/Error"}
     """
     require_admin()
-    return jsonify(ModelPublic().dump(rollback_model()))
+    return jsonify(ModelPublic().dump(rollback_model(sessions=get_services().sessions)))
 
 
 @api.post("/api/v1/retrain")
@@ -324,7 +338,8 @@ def retrain():
         "503": {$ref: "#/components/responses/Error"}
     """
     require_admin()
-    start_retraining()
+    services = get_services()
+    start_retraining(sessions=services.sessions, celery=services.celery, redis=services.redis)
     return jsonify(status="queued"), 202
 
 
@@ -348,7 +363,10 @@ def training_runs():
     """
     page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
     found = paginate(
-        select(TrainingRun).order_by(TrainingRun.id.desc()), page=page, per_page=per_page
+        sessions=get_services().sessions,
+        query=select(TrainingRun).order_by(TrainingRun.id.desc()),
+        page=page,
+        per_page=per_page,
     )
     return jsonify(RunPage().dump(found))
 
@@ -382,7 +400,7 @@ def openapi():
             application/json:
               schema: {type: object}
     """
-    return jsonify(current_app.extensions["openapi"])
+    return jsonify(get_services().openapi)
 
 
 @api.get("/healthz")
@@ -422,7 +440,7 @@ def readyz():
     checks = {"database": "unavailable", "broker": "unavailable", "model": "unknown"}
     ready = True
     try:
-        with sessions() as session:
+        with get_services().sessions() as session:
             session.execute(text("SELECT 1"))
             row = active_version(session)
         checks["database"] = "ok"
@@ -431,7 +449,7 @@ def readyz():
     except Exception:
         ready = False
     try:
-        current_app.extensions["redis"].ping()
+        get_services().redis.ping()
         checks["broker"] = "ok"
     except Exception:
         ready = False

@@ -1,4 +1,6 @@
-"""Flask application factory."""
+"""Flask application factory, and the one error handler that answers every refusal: an
+operation's (sentiment_core/operations.py) with the status web/errors.py gives its kind, a
+framework error with its own status, anything else with a 500 and no stack trace."""
 
 from __future__ import annotations
 
@@ -14,17 +16,19 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
 from sentiment_core.db import make_engine, make_sessionmaker
+from sentiment_core.operations import OperationError
 from sentiment_core.queue import create_celery
 from sentiment_core.registry import VERSION_PATTERN
 from sentiment_core.schemas import Error
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
 from web.api import api
 from web.encoding import check_form_encoding
+from web.errors import status_of
 from web.limits import init_limits
 from web.metrics import metrics
 from web.openapi import build_openapi
 from web.pages import pages
-from web.reviews import Rejected
+from web.services import Services, attach_services
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +52,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # the token lives as long as the session cookie
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
-    app.extensions["settings"] = settings
-    app.extensions["sessions"] = make_sessionmaker(make_engine(settings.database_url))
-    app.extensions["celery"] = create_celery(settings)
-    app.extensions["redis"] = redis.Redis.from_url(
-        settings.broker_url, socket_timeout=2, socket_connect_timeout=2
-    )
     app.before_request(check_form_encoding)  # before CSRF's hook, which reads the form
     CSRFProtect(app).exempt(api)
-    init_limits(app)
+    init_limits(app, settings)
     app.url_map.converters["version"] = VersionConverter
     app.register_blueprint(api)
     app.register_blueprint(pages)
     app.register_blueprint(metrics)
-    app.extensions["openapi"] = build_openapi(app)
     register_error_handlers(app)
+    services = Services(
+        settings=settings,
+        sessions=make_sessionmaker(make_engine(settings.database_url)),
+        celery=create_celery(settings),
+        redis=redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2),
+        openapi=build_openapi(app),
+    )
+    attach_services(app, services)
     return app
 
 
@@ -84,9 +89,9 @@ def register_error_handlers(app: Flask) -> None:
                 response.headers[name] = value
         return response
 
-    @app.errorhandler(Rejected)
-    def rejected(exc: Rejected):
-        return respond(exc.status, exc.code, exc.message)
+    @app.errorhandler(OperationError)
+    def refused(exc: OperationError):
+        return respond(status_of(exc), exc.code, exc.message)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):

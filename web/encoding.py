@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 from flask import request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, MultipartDecoder, NeedData
 
-from web.reviews import Rejected
+from sentiment_core.operations import Invalid
 
 
 def check_form_encoding() -> None:
@@ -28,7 +28,7 @@ def check_form_encoding() -> None:
         for field in fields:
             field.decode()
     except UnicodeDecodeError:
-        raise Rejected(400, "invalid_encoding", "The form was not sent as UTF-8 text.") from None
+        raise Invalid("invalid_encoding", "The form was not sent as UTF-8 text.") from None
 
 
 def multipart_fields(body: bytes, boundary: str) -> list[bytes]:

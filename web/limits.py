@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_limiter import Limiter
+
+from sentiment_core.settings import Settings
+from web.services import get_services
 
 
 def client_address() -> str:
@@ -23,14 +26,13 @@ def client_id() -> str:
 
 limiter = Limiter(client_address, headers_enabled=True, swallow_errors=True)
 submit_limit = limiter.shared_limit(
-    lambda: current_app.extensions["settings"].submit_rate_limit, scope="submit"
+    lambda: get_services().settings.submit_rate_limit, scope="submit"
 )
 feedback_limit = limiter.shared_limit(
-    lambda: current_app.extensions["settings"].feedback_rate_limit, scope="feedback"
+    lambda: get_services().settings.feedback_rate_limit, scope="feedback"
 )
 
 
-def init_limits(app: Flask) -> None:
-    settings = app.extensions["settings"]
+def init_limits(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_url or settings.broker_url
     limiter.init_app(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from sentiment_core.db import Review, ReviewStatus
 from sentiment_core.queue import SCORING_QUEUE
+from web.services import get_services
 
 metrics = Blueprint("metrics", __name__)
 
@@ -23,12 +24,12 @@ class ServiceCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("sentiment_queue_depth", "Scoring messages waiting in Redis")
         try:
-            depth.add_metric([], current_app.extensions["redis"].llen(SCORING_QUEUE))
+            depth.add_metric([], get_services().redis.llen(SCORING_QUEUE))
         except Exception:
             depth.add_metric([], float("nan"))
         yield depth
         reviews = GaugeMetricFamily("sentiment_reviews", "Reviews by status", labels=["status"])
-        with current_app.extensions["sessions"]() as session:
+        with get_services().sessions() as session:
             counts = dict(
                 session.execute(select(Review.status, func.count()).group_by(Review.status)).all()
             )

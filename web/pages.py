@@ -1,4 +1,7 @@
-"""Server-rendered pages: submit, watch the result, give feedback, history, models, dashboard."""
+"""Server-rendered pages: submit, watch the result, give feedback, history, models, dashboard.
+
+Each view calls the operations (sentiment_core/operations.py); a refusal it does not show on
+its own page is answered by web/app.py's error handler."""
 
 from __future__ import annotations
 
@@ -16,24 +19,30 @@ from flask import (
 from sqlalchemy import select
 
 from sentiment_core.db import ReviewStatus, Sentiment, TrainingRun
-from sentiment_core.registry import get_version, list_versions, previous_version
-from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
-from web.admin import activate_model, check_admin, rollback_model, start_retraining
-from web.limits import client_id, feedback_limit, submit_limit
-from web.reviews import (
-    Rejected,
+from sentiment_core.operations import (
+    Invalid,
+    NotFound,
+    OperationError,
+    activate_model,
     clean_text,
     clean_texts,
     client_feedback,
-    get_review,
+    find_review,
     list_reviews,
     parse_choice,
     parse_page,
     parse_submission,
     record_feedback,
-    sessions,
+    rollback_model,
+    start_retraining,
     submit_reviews,
 )
+from sentiment_core.registry import get_version, list_versions, previous_version
+from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from web.admin import check_admin
+from web.errors import status_of
+from web.limits import client_id, feedback_limit, submit_limit
+from web.services import get_services
 from web.stats import collect_stats
 from web.uploads import texts_from_file, texts_from_lines
 
@@ -70,10 +79,12 @@ def index():
 @submit_limit
 def submit():
     raw = request.form.get("text", "")
+    services = get_services()
     try:
-        submission = submit_reviews([clean_text(raw, where="The review")])
-    except Rejected as exc:
-        return submit_form(exc.message, exc.status, text=raw)
+        texts = [clean_text(raw, where="The review")]
+        submission = submit_reviews(sessions=services.sessions, celery=services.celery, texts=texts)
+    except OperationError as exc:
+        return submit_form(exc.message, status_of(exc), text=raw)
     return redirect(url_for("pages.show", review_id=submission.review_ids[0]), code=303)
 
 
@@ -82,37 +93,43 @@ def submit():
 def submit_many():
     pasted = request.form.get("lines", "")
     upload = request.files.get("file")
+    services = get_services()
     try:
         texts: list[object] = list(texts_from_lines(pasted))
         if upload and upload.filename:
             texts += texts_from_file(upload.filename, upload.read())
-        submission = submit_reviews(clean_texts(texts, where="Reviews"))
-    except Rejected as exc:
-        return submit_form(exc.message, exc.status, lines=pasted)
+        cleaned = clean_texts(texts, where="Reviews")
+        submission = submit_reviews(
+            sessions=services.sessions, celery=services.celery, texts=cleaned
+        )
+    except OperationError as exc:
+        return submit_form(exc.message, status_of(exc), lines=pasted)
     flash(f"{len(submission.review_ids)} reviews queued.")
     return redirect(url_for("pages.history", submission=submission.id), code=303)
 
 
 @pages.get("/reviews/<int:review_id>")
 def show(review_id: int):
-    review = get_review(review_id)
+    sessions = get_services().sessions
+    review = find_review(sessions=sessions, review_id=review_id)
     if review is None:
-        raise Rejected(404, "not_found", f"There is no review {review_id}.")
-    feedback = client_feedback(review_id, client_id())
+        raise NotFound("not_found", f"There is no review {review_id}.")
+    feedback = client_feedback(sessions=sessions, review_id=review_id, client=client_id())
     return render_template("review.html", review=review, feedback=feedback)
 
 
 @pages.post("/reviews/<int:review_id>/feedback")
 @feedback_limit
 def feedback(review_id: int):
-    review = get_review(review_id)
+    sessions = get_services().sessions
+    review = find_review(sessions=sessions, review_id=review_id)
     if review is None:
-        raise Rejected(404, "not_found", f"There is no review {review_id}.")
+        raise NotFound("not_found", f"There is no review {review_id}.")
     verdict = request.form.get("verdict")
     if verdict not in {"right", "wrong"} or review.sentiment is None:
-        raise Rejected(400, "invalid_feedback", "Feedback is right or wrong, on a scored review.")
+        raise Invalid("invalid_feedback", "Feedback is right or wrong, on a scored review.")
     label = review.sentiment if verdict == "right" else OPPOSITE[review.sentiment]
-    record_feedback(review_id, label, client_id())
+    record_feedback(sessions=sessions, review_id=review_id, label=label, client=client_id())
     flash(f"Thanks: recorded that this review is {label.value}.")
     return redirect(url_for("pages.show", review_id=review_id), code=303)
 
@@ -127,7 +144,7 @@ def history():
         "sentiment": parse_choice(args.get("sentiment") or None, Sentiment, "sentiment"),
         "submission": parse_submission(args.get("submission")),
     }
-    found = list_reviews(page=page, per_page=per_page, **filters)
+    found = list_reviews(sessions=get_services().sessions, page=page, per_page=per_page, **filters)
     pending = any(r.status in (ReviewStatus.queued, ReviewStatus.scoring) for r in found.items)
     shown = {k: v.value if hasattr(v, "value") else v for k, v in filters.items() if v}
     return render_template(
@@ -142,7 +159,7 @@ def history():
 
 @pages.get("/models")
 def models():
-    with sessions() as session:
+    with get_services().sessions() as session:
         rows = list_versions(session)
         previous = previous_version(session)
         runs = list(
@@ -161,33 +178,39 @@ def models():
 
 @pages.get("/models/<version:version>/report/<name>")
 def report_file(version: str, name: str):
-    with sessions() as session:
+    with get_services().sessions() as session:
         row = get_version(session, version)
     if row is None or name not in REPORT_PLOTS:
-        raise Rejected(404, "not_found", "There is no such report.")
+        raise NotFound("not_found", "There is no such report.")
     return send_from_directory(Path(row.artifact_path) / "report", name)
 
 
 @pages.post("/models/<version:version>/activate")
 def activate(version: str):
-    return admin_action(lambda: activate_model(version))
+    return admin_action(lambda: activate_model(sessions=get_services().sessions, version=version))
 
 
 @pages.post("/models/rollback")
 def rollback():
-    return admin_action(rollback_model)
+    return admin_action(lambda: rollback_model(sessions=get_services().sessions))
 
 
 @pages.post("/models/retrain")
 def retrain():
-    return admin_action(start_retraining, "Retraining is queued; its run appears below.")
+    services = get_services()
+    return admin_action(
+        lambda: start_retraining(
+            sessions=services.sessions, celery=services.celery, redis=services.redis
+        ),
+        "Retraining is queued; its run appears below.",
+    )
 
 
 def admin_action(action, done: str = "Version {row.version} is now active."):
     try:
         check_admin(request.form.get("token"))
         row = action()
-    except Rejected as exc:
+    except OperationError as exc:
         flash(exc.message[0].upper() + exc.message[1:] + ".", "error")
     else:
         flash(done.format(row=row))

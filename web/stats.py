@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from sentiment_core.db import Feedback, Review, ReviewStatus, as_utc, utcnow
 from sentiment_core.queue import SCORING_QUEUE
 from sentiment_core.registry import active_version
-from web.reviews import sessions
+from web.services import get_services
 
 WINDOW_MINUTES = 10  # throughput and latency are over the reviews scored this recently
 LATENCY_SAMPLE = 5_000  # newest scored reviews the latency percentiles are taken over
@@ -24,14 +23,14 @@ def percentile(sorted_values: list[float], share: float) -> float | None:
 
 def queue_depth() -> int | None:
     try:
-        return int(current_app.extensions["redis"].llen(SCORING_QUEUE))
+        return int(get_services().redis.llen(SCORING_QUEUE))
     except Exception:
         return None
 
 
 def collect_stats() -> dict:
     since = utcnow() - timedelta(minutes=WINDOW_MINUTES)
-    with sessions() as session:
+    with get_services().sessions() as session:
         by_status = dict(
             session.execute(select(Review.status, func.count()).group_by(Review.status)).all()
         )

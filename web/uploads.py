@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from web.reviews import Rejected
+from sentiment_core.operations import Invalid
 
 TEXT_COLUMNS = ("text", "review")  # CSV columns read as the review, in this order
 
@@ -19,13 +19,13 @@ def texts_from_file(filename: str, data: bytes) -> list[str]:
     try:
         content = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Rejected(400, "invalid_file", f"{filename} is not UTF-8 text") from None
+        raise Invalid("invalid_file", f"{filename} is not UTF-8 text") from None
     name = filename.lower()
     if name.endswith(".csv"):
         return texts_from_csv(filename, content)
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return texts_from_jsonl(filename, content)
-    raise Rejected(400, "invalid_file", f"{filename}: upload a .csv or a .jsonl file")
+    raise Invalid("invalid_file", f"{filename}: upload a .csv or a .jsonl file")
 
 
 def texts_from_csv(filename: str, content: str) -> list[str]:
@@ -33,10 +33,10 @@ def texts_from_csv(filename: str, content: str) -> list[str]:
         reader = csv.DictReader(io.StringIO(content))
         column = next((c for c in TEXT_COLUMNS if c in (reader.fieldnames or [])), None)
         if column is None:
-            raise Rejected(400, "invalid_file", f"{filename} needs a 'text' or 'review' column")
+            raise Invalid("invalid_file", f"{filename} needs a 'text' or 'review' column")
         return [row[column] or "" for row in reader]
     except csv.Error as exc:
-        raise Rejected(400, "invalid_file", f"{filename}: {exc}") from None
+        raise Invalid("invalid_file", f"{filename}: {exc}") from None
 
 
 def texts_from_jsonl(filename: str, content: str) -> list[str]:
@@ -47,9 +47,9 @@ def texts_from_jsonl(filename: str, content: str) -> list[str]:
         try:
             row = json.loads(line)
         except (ValueError, RecursionError):
-            raise Rejected(400, "invalid_file", f"{filename} line {number} is not JSON") from None
+            raise Invalid("invalid_file", f"{filename} line {number} is not JSON") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             message = f'{filename} line {number} must be an object with a "text" string'
-            raise Rejected(400, "invalid_file", message)
+            raise Invalid("invalid_file", message)
         texts.append(row["text"])
     return texts

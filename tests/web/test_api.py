@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sentiment_core.db import Feedback, Review, ReviewStatus
 from sentiment_core.queue import SCORE_TASK, SCORING_QUEUE
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from web.services import get_services
 
 
 def queued_messages(fake_redis) -> list[tuple[str, list]]:
@@ -103,7 +104,7 @@ def test_an_unreachable_broker_fails_the_reviews_visibly(
     def refuse(*args, **kwargs):
         raise redis.ConnectionError("connection refused")
 
-    monkeypatch.setattr(app.extensions["celery"], "send_task", refuse)
+    monkeypatch.setattr(get_services(app).celery, "send_task", refuse)
     response = client.post("/api/v1/reviews", json={"text": "hello"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "queue_unavailable"
@@ -190,7 +191,7 @@ def test_health_and_readiness(client, fake_redis, tiny_model) -> None:
 
 
 def test_not_ready_without_a_model_or_a_broker(app, client) -> None:
-    app.extensions["redis"] = redis.Redis(port=1, socket_connect_timeout=0.2)
+    get_services(app).redis = redis.Redis(port=1, socket_connect_timeout=0.2)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"] == {
@@ -255,7 +256,7 @@ def test_a_key_whose_enqueue_failed_can_be_retried(
 ) -> None:
     headers = {"Idempotency-Key": "retry-me"}
     with monkeypatch.context() as patch:
-        patch.setattr(app.extensions["celery"], "send_task", _refuse)
+        patch.setattr(get_services(app).celery, "send_task", _refuse)
         refused = client.post("/api/v1/reviews", json={"text": "x"}, headers=headers)
         assert refused.status_code == 503
     retried = client.post("/api/v1/reviews", json={"text": "x"}, headers=headers)

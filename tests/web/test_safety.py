@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 
 from sentiment_core.db import Review, make_engine, make_sessionmaker
 from tests.web.test_pages import csrf, scored_review
+from web.services import get_services
 
 
 @pytest.fixture
@@ -71,8 +72,9 @@ def test_an_unexpected_error_shows_no_internals(app, client, monkeypatch) -> Non
 def test_an_unreachable_database_answers_503_and_stores_nothing(
     app, client, sessions, tiny_model, tmp_path
 ) -> None:
-    working = app.extensions["sessions"]
-    app.extensions["sessions"] = make_sessionmaker(
+    services = get_services(app)
+    working = services.sessions
+    services.sessions = make_sessionmaker(
         make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}")
     )
     response = client.post("/api/v1/reviews", json={"text": "a fine film"})
@@ -82,6 +84,6 @@ def test_an_unreachable_database_answers_503_and_stores_nothing(
         "message": "The database is unavailable; nothing was stored. Try again shortly.",
     }
     assert client.get("/history").status_code == 503
-    app.extensions["sessions"] = working
+    services.sessions = working
     assert client.post("/api/v1/reviews", json={"text": "a fine film"}).status_code == 202
     assert reviews_stored(sessions) == 1
