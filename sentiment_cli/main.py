@@ -25,10 +25,13 @@ QUICK_SAMPLES = 8000  # reviews for `up --quick`: a usable first model in about 
 @contextmanager
 def user_errors():
     """Turn the errors a user can fix (bad data files are ValueErrors, unknown versions
-    LookupErrors, damaged artifacts RuntimeErrors) into one line and a non-zero exit."""
+    LookupErrors, damaged artifacts RuntimeErrors, an operation's refusals OperationErrors) into
+    one line and a non-zero exit."""
+    from sentiment_core.operations import OperationError
+
     try:
         yield
-    except (LookupError, ValueError, RuntimeError) as exc:
+    except (LookupError, ValueError, RuntimeError, OperationError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -143,18 +146,6 @@ def sessions():
     return make_sessions()()
 
 
-@contextmanager
-def refusals(**wording: str):
-    """Turn an operation's refusal into one line and a non-zero exit. `wording` holds, by error
-    code, the line a command has always printed where it differs from the web's message."""
-    from sentiment_core.operations import OperationError
-
-    try:
-        yield
-    except OperationError as exc:
-        raise click.ClickException(wording.get(exc.code, exc.message)) from exc
-
-
 def load_scorer(version: str | None, without: str | None = None):
     """The scorer for `version`, or for the active version when None, with the branch
     `without` names silenced."""
@@ -232,7 +223,7 @@ def models_activate(version: str) -> None:
     """Make VERSION the one the workers serve (from their next batch)."""
     from sentiment_core.operations import activate_model
 
-    with refusals(not_found=f"no model version {version!r}"):
+    with user_errors():
         row = activate_model(sessions=make_sessions(), version=version)
     click.echo(f"{row.version} is active")
 
@@ -242,7 +233,7 @@ def models_rollback() -> None:
     """Re-activate the version that was active before the current one."""
     from sentiment_core.operations import rollback_model
 
-    with refusals(no_previous_version="no earlier active version to roll back to"):
+    with user_errors():
         row = rollback_model(sessions=make_sessions())
     click.echo(f"rolled back: {row.version} is active")
 
