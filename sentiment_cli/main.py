@@ -27,7 +27,7 @@ def user_errors():
     """Turn the errors a user can fix (bad data files are ValueErrors, unknown versions
     LookupErrors, damaged artifacts RuntimeErrors, an operation's refusals OperationErrors) into
     one line and a non-zero exit."""
-    from sentiment_core.operations import OperationError
+    from sentiment_core.errors import OperationError
 
     try:
         yield

@@ -10,20 +10,20 @@ from flask import Blueprint, jsonify, request, url_for
 from sqlalchemy import select, text
 
 from sentiment_core.db import ModelVersion, ReviewStatus, Sentiment, TrainingRun
-from sentiment_core.operations import (
-    Invalid,
-    NotFound,
-    Unacceptable,
-    activate_model,
+from sentiment_core.errors import Invalid, NotFound, Unacceptable
+from sentiment_core.inputs import (
     check_idempotency_key,
     clean_text,
     clean_texts,
-    find_review,
-    list_reviews,
-    paginate,
     parse_choice,
     parse_page,
     parse_submission,
+)
+from sentiment_core.operations import (
+    activate_model,
+    find_review,
+    list_reviews,
+    paginate,
     record_feedback,
     rollback_model,
     start_retraining,

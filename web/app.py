@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
 from sentiment_core.db import make_engine, make_sessionmaker
-from sentiment_core.operations import OperationError
+from sentiment_core.errors import OperationError
 from sentiment_core.queue import create_celery
 from sentiment_core.registry import VERSION_PATTERN
 from sentiment_core.schemas import Error

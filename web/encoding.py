@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 from flask import request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, MultipartDecoder, NeedData
 
-from sentiment_core.operations import Invalid
+from sentiment_core.errors import Invalid
 
 
 def check_form_encoding() -> None:

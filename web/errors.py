@@ -8,7 +8,7 @@ web's own kinds beside them.
 
 from __future__ import annotations
 
-from sentiment_core.operations import (
+from sentiment_core.errors import (
     Conflict,
     Invalid,
     NotFound,

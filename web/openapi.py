@@ -8,7 +8,7 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask
 
 from sentiment_core.db import ReviewStatus, Sentiment
-from sentiment_core.operations import INVISIBLE, MAX_ID, MAX_PAGE, MAX_PER_PAGE
+from sentiment_core.inputs import INVISIBLE, MAX_ID, MAX_PAGE, MAX_PER_PAGE
 from sentiment_core.registry import VERSION_PATTERN
 from sentiment_core.schemas import SCHEMAS
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS

@@ -19,19 +19,19 @@ from flask import (
 from sqlalchemy import select
 
 from sentiment_core.db import ReviewStatus, Sentiment, TrainingRun
-from sentiment_core.operations import (
-    Invalid,
-    NotFound,
-    OperationError,
-    activate_model,
+from sentiment_core.errors import Invalid, NotFound, OperationError
+from sentiment_core.inputs import (
     clean_text,
     clean_texts,
-    client_feedback,
-    find_review,
-    list_reviews,
     parse_choice,
     parse_page,
     parse_submission,
+)
+from sentiment_core.operations import (
+    activate_model,
+    client_feedback,
+    find_review,
+    list_reviews,
     record_feedback,
     rollback_model,
     start_retraining,

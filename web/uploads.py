@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from sentiment_core.operations import Invalid
+from sentiment_core.errors import Invalid
 
 TEXT_COLUMNS = ("text", "review")  # CSV columns read as the review, in this order
 

@@ -4,10 +4,8 @@ import pytest
 from sqlalchemy import func, select
 
 from sentiment_core.db import Review, ReviewStatus, Sentiment
+from sentiment_core.errors import Conflict, NotFound, Unavailable
 from sentiment_core.operations import (
-    Conflict,
-    NotFound,
-    Unavailable,
     activate_model,
     record_feedback,
     rollback_model,

@@ -3,7 +3,7 @@
 import pytest
 
 from sentiment_core import operations
-from sentiment_core.operations import OperationError
+from sentiment_core.errors import OperationError
 from web.errors import STATUSES, status_of
 
 KINDS = [
