@@ -82,10 +82,8 @@ class Split:
                     break
                 held.add(movie)
                 taken += sizes[movie]
-            validation = [i for i in order if self.groups[i] in held]
-            return self.subset([i for i in order if self.groups[i] not in held]), self.subset(
-                validation
-            )
+            kept = [i for i in order if self.groups[i] not in held]
+            return self.subset(kept), self.subset([i for i in order if self.groups[i] in held])
         cut = len(order) - wanted
         return self.subset(order[:cut]), self.subset(order[cut:])
 
