@@ -105,6 +105,7 @@ def model_rows(dataset: Dataset, settings: Settings, preset: str, seed: int) -> 
     rows = []
     for without in branches:
         scorer = Scorer.load(row.version, folder, without=without)
+        own = common if without is None else {"seed": seed}  # the model's own figures once
         test = classification_metrics(dataset.test.labels, scorer.score(dataset.test.texts))
         figures = {
             "model": preset + (f" --without {without}" if without else ""),
@@ -120,7 +121,7 @@ def model_rows(dataset: Dataset, settings: Settings, preset: str, seed: int) -> 
             and abs(figures["validation"] - metrics["validation"]["accuracy"]) > 1e-9
         ):
             raise SystemExit("the validation split differs from the one the model was trained on")
-        rows.append(common | figures)
+        rows.append(own | figures)
     return rows
 
 
@@ -160,10 +161,11 @@ def baseline_rows(dataset: Dataset, settings: Settings, seeds: list[int]) -> lis
 
 
 def spread(values: list[float], digits: int) -> str:
-    mean = f"{statistics.fmean(values):.{digits}f}"
-    if len(values) == 1:
+    """The mean, and the range over seeds where they differ."""
+    mean = f"{statistics.fmean(values):,.{digits}f}"
+    if min(values) == max(values):
         return mean
-    return f"{mean} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+    return f"{mean} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
 
 
 def table(rows: list[dict], pretrain_min: float | None) -> str:
