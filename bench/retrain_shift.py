@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -43,6 +45,7 @@ from sentiment_core.text import tokenize
 from sentiment_inference.scoring import Scorer
 from trainer.data import Split, load_dataset
 from trainer.evaluation import classification_metrics
+from trainer.model import PRESETS
 from trainer.retrain import retrain
 from trainer.train import TrainRequest, train_and_register
 
@@ -85,6 +88,10 @@ def main() -> None:
     shutil.rmtree(var, ignore_errors=True)
     settings = Settings(var_dir=var, imdb_data=str(Path(args.data).resolve()))
     upgrade_database(settings)
+    if PRESETS[args.preset].pretrained:  # the var was wiped: pretrain its word vectors again
+        env = dict(os.environ, SENTIMENT_VAR=str(var), MODEL_DIR=str(settings.model_dir))
+        command = [sys.executable, "-m", "sentiment_cli.main", "pretrain", "--data", args.data]
+        subprocess.run(command, env=env, cwd=Path(__file__).resolve().parent.parent, check=True)
     dataset = load_dataset(Path(args.data))
     base = train_and_register(settings, dataset, TrainRequest(preset=args.preset))
     base_scorer = Scorer.load(base.version, Path(base.artifact_path))
