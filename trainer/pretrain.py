@@ -171,7 +171,7 @@ def pretrain(
         "config": asdict(config),
         "texts": len(texts),
         "data_fingerprint": fingerprint,
-        "seconds": round(spent + time.monotonic(), 1),
+        "seconds": round(spent + time.monotonic(), 3),
     }
     return _publish(model, work, root, meta)
 
