@@ -8,10 +8,12 @@ import secrets
 import subprocess
 import sys
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
+from sentiment_core.queue import WORKER_QUEUES
 from sentiment_core.settings import Settings, SettingsError
 from sentiment_inference.scoring import BRANCHES
 from trainer.model import DEFAULT_SEED, PRESETS
@@ -177,6 +179,22 @@ def predict(texts: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@click.argument("text")
+def explain(text: str) -> None:
+    """Print why the active model scores a review as it does: one JSON object with each word's
+    weight (log-odds; positive pushes toward positive) and the score sentence by sentence."""
+    if not text.strip():
+        raise click.ClickException("give the review to explain as the argument")
+    from sentiment_core.db import Sentiment
+    from sentiment_inference.explain import explain as explain_text
+
+    scorer = load_scorer(None)
+    result = explain_text(scorer, text)
+    shown = {"model_version": scorer.version, "sentiment": Sentiment.of(result.score).value}
+    click.echo(json.dumps(shown | asdict(result)))
+
+
+@cli.command()
 @click.option("--data", "data_path", required=True, help="A labeled file in any training shape.")
 @click.option("--model", "version", help="Model version (default: the active one).")
 @click.option(
@@ -283,14 +301,28 @@ def share_metrics(settings: Settings) -> None:
 
 @cli.command()
 @click.option("--concurrency", default=1, show_default=True, help="Scoring processes.")
+@click.option(
+    "--queues", default=",".join(WORKER_QUEUES), show_default=True,
+    help="The queues to take work from, comma-separated (a pool of its own for explanations).",
+)  # fmt: skip
 @click.option("--metrics-port", type=int, help="Also serve the pool's metrics on this port.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int, metrics_port: int | None, loglevel: str) -> None:
-    """Score queued reviews in batches with the active model."""
+def worker(concurrency: int, queues: str, metrics_port: int | None, loglevel: str) -> None:
+    """Score queued reviews in batches, and explain scores, with the active model."""
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    if not names or not set(names) <= set(WORKER_QUEUES):
+        choices = ", ".join(WORKER_QUEUES)
+        raise click.BadParameter(f"name one or more of {choices}", param_hint="--queues")
     settings = service_settings()
     from worker.app import run_worker
 
-    run_worker(settings, concurrency=concurrency, metrics_port=metrics_port, loglevel=loglevel)
+    run_worker(
+        settings,
+        concurrency=concurrency,
+        queues=names,
+        metrics_port=metrics_port,
+        loglevel=loglevel,
+    )
 
 
 @cli.command()

@@ -110,6 +110,44 @@ class Feedback(Base):
     review: Mapped[Review] = relationship(back_populates="feedback")
 
 
+class ExplanationStatus(str, enum.Enum):
+    queued = "queued"  # waiting, or held by a worker's claim
+    done = "done"
+    failed = "failed"
+
+
+class Explanation(Base):
+    """Why one model version scored one review as it did (sentiment_inference/explain.py).
+
+    Computed on request by a worker, one per review and version: a request after the active
+    version changed adds another, and the earlier one is kept.
+    """
+
+    __tablename__ = "explanations"
+    __table_args__ = (
+        UniqueConstraint("review_id", "model_version", name="uq_explanations_review_version"),
+        Index("ix_explanations_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[ExplanationStatus] = mapped_column(
+        Enum(ExplanationStatus, name="explanation_status", native_enum=False, length=16),
+        default=ExplanationStatus.queued,
+    )
+    method: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Float)
+    tokens: Mapped[list | None] = mapped_column(JSON)
+    running_scores: Mapped[list | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The worker computing it: only that worker may write its result (as with reviews).
+    claim: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class IdempotencyKey(Base):
     """A submission's `Idempotency-Key`: a retried POST with the same key and body gets the
     same reviews back instead of new ones."""

@@ -22,16 +22,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sentiment_core.db import (
+    Explanation,
+    ExplanationStatus,
     Feedback,
     IdempotencyKey,
     ModelVersion,
     Review,
     ReviewStatus,
     Sentiment,
+    utcnow,
 )
 from sentiment_core.errors import Conflict, NotFound, Unacceptable, Unavailable
 from sentiment_core.inputs import MAX_ID
-from sentiment_core.queue import TRAINING_QUEUE, enqueue_reviews, request_retraining
+from sentiment_core.queue import (
+    TRAINING_QUEUE,
+    enqueue_explanation,
+    enqueue_reviews,
+    request_retraining,
+)
 from sentiment_core.registry import activate_version, active_version, previous_version
 from sentiment_core.runs import running_run
 
@@ -198,6 +206,66 @@ def client_feedback(
         return session.scalar(
             select(Feedback).where(Feedback.review_id == review_id, Feedback.client == client)
         )
+
+
+def request_explanation(
+    *, sessions: sessionmaker[Session], celery: Celery, review_id: int
+) -> tuple[Explanation, bool]:
+    """The explanation of a scored review by the active model version, queued for a worker
+    unless it is there already (a failed one is tried again). Returns it and whether it was
+    queued now."""
+    with sessions() as session:
+        review = _review(session, review_id)
+        if review is None:
+            raise NotFound("not_found", f"no review {review_id}")
+        if review.status is not ReviewStatus.done:
+            raise Conflict("not_scored", "a review is explained once it is scored")
+        active = active_version(session)
+        if active is None:
+            raise Unavailable("no_model", "no model is active yet; try again shortly")
+        mine = (Explanation.review_id == review_id, Explanation.model_version == active.version)
+        explanation = session.scalar(select(Explanation).where(*mine))
+        if explanation is not None and explanation.status is not ExplanationStatus.failed:
+            return explanation, False
+        if explanation is None:
+            explanation = Explanation(review_id=review_id, model_version=active.version)
+            session.add(explanation)
+        else:
+            explanation.status = ExplanationStatus.queued
+            explanation.error = None
+            explanation.attempts = 0
+            explanation.updated_at = utcnow()
+        try:
+            session.commit()
+        except IntegrityError:  # another request queued it first
+            session.rollback()
+            return session.scalars(select(Explanation).where(*mine)).one(), False
+        try:
+            enqueue_explanation(celery, explanation.id)
+        except Exception as exc:
+            log.exception("enqueueing explanation %d failed", explanation.id)
+            explanation.status = ExplanationStatus.failed
+            explanation.error = "the explanation queue was unavailable"
+            session.commit()
+            raise Unavailable("queue_unavailable", "the explanation queue is unavailable") from exc
+        return explanation, True
+
+
+def find_explanation(*, sessions: sessionmaker[Session], review_id: int) -> Explanation:
+    """The review's most recently requested explanation."""
+    with sessions() as session:
+        if _review(session, review_id) is None:
+            raise NotFound("not_found", f"no review {review_id}")
+        explanation = session.scalar(
+            select(Explanation)
+            .where(Explanation.review_id == review_id)
+            .order_by(Explanation.id.desc())
+            .limit(1)
+        )
+        if explanation is None:
+            message = f"no explanation was requested for review {review_id}"
+            raise NotFound("not_requested", message)
+        return explanation
 
 
 def activate_model(*, sessions: sessionmaker[Session], version: str) -> ModelVersion:

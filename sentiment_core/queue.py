@@ -13,9 +13,13 @@ SCORE_TASK = "worker.score_review"
 SCORING_QUEUE = "scoring"
 RETRAIN_TASK = "trainer.retrain"  # args: a RunTrigger's value, the reason
 TRAINING_QUEUE = "training"
+EXPLAIN_TASK = "worker.explain"  # args: an explanation's id
+# Explanations wait on a queue of their own, so a deployment can give them workers of their own.
+EXPLANATION_QUEUE = "explanations"
 RECONCILE_TASK = "worker.reconcile"
 # Beside the scoring queue, so a long backlog never delays the reconciler.
 MAINTENANCE_QUEUE = "maintenance"
+WORKER_QUEUES = (SCORING_QUEUE, MAINTENANCE_QUEUE, EXPLANATION_QUEUE)  # what a worker serves
 VISIBILITY_TIMEOUT_S = 3600
 
 
@@ -48,6 +52,10 @@ def enqueue_reviews(app: Celery, review_ids: Sequence[int]) -> None:
     message; workers gather the messages that arrive separately into batches.
     """
     app.send_task(SCORE_TASK, args=[list(review_ids)], queue=SCORING_QUEUE)
+
+
+def enqueue_explanation(app: Celery, explanation_id: int) -> None:
+    app.send_task(EXPLAIN_TASK, args=[explanation_id], queue=EXPLANATION_QUEUE)
 
 
 def beat_schedule(settings: Settings) -> dict:

@@ -9,7 +9,15 @@ from enum import Enum
 
 from marshmallow import Schema, fields, validate
 
-from sentiment_core.db import ReviewStatus, RunMode, RunStatus, RunTrigger, Sentiment, as_utc
+from sentiment_core.db import (
+    ExplanationStatus,
+    ReviewStatus,
+    RunMode,
+    RunStatus,
+    RunTrigger,
+    Sentiment,
+    as_utc,
+)
 
 
 class Moment(fields.DateTime):
@@ -67,6 +75,49 @@ class FeedbackPublic(Schema):
     id = fields.Integer(required=True)
     review_id = fields.Integer(required=True)
     label = fields.Enum(Sentiment, by_value=True, required=True)
+
+
+class ExplainedToken(Schema):
+    text = fields.String(required=True, metadata={"description": "The review's text[start:end]"})
+    start = fields.Integer(required=True, metadata={"description": "Character offset"})
+    end = fields.Integer(required=True)
+    weight = fields.Float(
+        required=True,
+        metadata={"description": "Log-odds this word adds; positive pushes toward positive"},
+    )
+
+
+class RunningScore(Schema):
+    end = fields.Integer(required=True, metadata={"description": "Where a sentence ends"})
+    score = fields.Float(required=True, metadata={"description": "P(positive) of the text so far"})
+
+
+class ExplanationPublic(Schema):
+    review_id = fields.Integer(required=True)
+    model_version = fields.String(required=True)
+    method = fields.String(
+        allow_none=True, metadata={"description": "integrated-gradients or occlusion"}
+    )
+    status = fields.Enum(ExplanationStatus, by_value=True, required=True)
+    score = fields.Float(allow_none=True, metadata={"description": "P(positive) by this version"})
+    tokens = fields.Function(
+        lambda row: ExplainedToken(many=True).dump(row.tokens or []),
+        required=True,
+        metadata={"type": "array", "items": {"$ref": "#/components/schemas/ExplainedToken"}},
+    )
+    running_scores = fields.Function(
+        lambda row: RunningScore(many=True).dump(row.running_scores or []),
+        required=True,
+        metadata={"type": "array", "items": {"$ref": "#/components/schemas/RunningScore"}},
+    )
+    error = fields.String(allow_none=True)
+    created_at = Moment(required=True)
+    updated_at = Moment(required=True)
+
+
+class ExplanationQueued(Schema):
+    status = fields.String(required=True, validate=values_of(ExplanationStatus))
+    url = fields.String(required=True)
 
 
 class ModelPublic(Schema):
@@ -164,6 +215,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     schema.__name__: schema
     for schema in (
         Error, ReviewPublic, ReviewPage, SubmissionPublic, FeedbackCreate, FeedbackPublic,
-        ModelPublic, ModelDetail, ModelPage, RunPublic, RunPage, Stats, Readiness,
+        ExplainedToken, RunningScore, ExplanationPublic, ExplanationQueued, ModelPublic,
+        ModelDetail, ModelPage, RunPublic, RunPage, Stats, Readiness,
     )
 }  # fmt: skip

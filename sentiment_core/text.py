@@ -29,6 +29,23 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(_BREAK.sub(" ", text).lower())
 
 
+def token_spans(text: str) -> list[tuple[str, int, int]]:
+    """The words of `tokenize(text)`, each with its character offsets `start, end` in `text`.
+
+    Kept beside `tokenize` rather than under it, which stays the faster one for scoring; a test
+    holds the two to the same words on any text.
+    """
+    cleaned = _BREAK.sub(lambda m: " " * (m.end() - m.start()), text)
+    lowered = cleaned.lower()
+    if len(lowered) == len(cleaned):  # lowering kept every character in its place
+        return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(lowered)]
+    # A few characters lower to two (U+0130 "İ" to "i" and a combining dot): map positions back.
+    origin = [i for i, char in enumerate(cleaned) for _ in char.lower()]
+    return [
+        (m.group(), origin[m.start()], origin[m.end() - 1] + 1) for m in _TOKEN.finditer(lowered)
+    ]
+
+
 @dataclass(frozen=True)
 class Preprocessor:
     """Maps raw review text to the integer windows a model was trained on.
@@ -56,6 +73,9 @@ class Preprocessor:
 
     def knows(self, word: str) -> bool:
         return word in self._index
+
+    def index_of(self, word: str) -> int | None:
+        return self._index.get(word)
 
     def encode(self, texts: Iterable[str]) -> list[list[int]]:
         index = self._index

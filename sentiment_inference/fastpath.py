@@ -12,12 +12,19 @@ input, where Keras' masked average divides 0 by 0 and answers NaN.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+ATTRIBUTION_STEPS = 16  # integrated gradients' steps from the zero vectors to the review's
 
 
-def compile_fast(model: Any) -> Any | None:
-    """A function int32 [batch, time] (right-padded) -> float [batch, 1], or None when the model
-    is not of the shape this rewrite knows."""
+class Compiled(NamedTuple):
+    forward: Any  # int32 tokens [batch, time], right-padded -> probability of positive [batch, 1]
+    attribute: Any  # int32 tokens [1, time], right-padded -> each token's part of the logit [time]
+
+
+def compile_fast(model: Any) -> Compiled | None:
+    """The model's compiled functions, or None when the model is not of the shape this rewrite
+    knows."""
     import keras
     import tensorflow as tf
 
@@ -53,23 +60,28 @@ def compile_fast(model: Any) -> Any | None:
     if not standard or model.layers[-1].activation is not keras.activations.sigmoid:
         return None
     table = embeddings[0].embeddings.numpy()
-    directions = []
+    directions = []  # per direction: its input projection folded into the table, and unfolded
     for layer in cells:
         kernel, recurrent_kernel, bias = (w.numpy() for w in layer.cell.weights)
-        directions.append((tf.constant(table @ kernel + bias), tf.constant(recurrent_kernel)))
+        directions.append(
+            (
+                tf.constant(table @ kernel + bias),
+                tf.constant(recurrent_kernel),
+                tf.constant(kernel),
+                tf.constant(bias),
+            )
+        )
     ngram = next((layer for layer in model.layers if isinstance(layer, NgramIds)), None)
-    bag = tf.constant(embeddings[1].embeddings.numpy()) if ngram else None
     dense_kernel, dense_bias = (tf.constant(w.numpy()) for w in model.layers[-1].weights)
+    recurrent_width = sum(d[1].shape[0] for d in directions)
+    if ngram is not None:  # each n-gram's term in the logit: its bag row times its head weights
+        bag_logit = tf.constant(embeddings[1].embeddings.numpy() @ dense_kernel[recurrent_width:])
+    words = tf.constant(table)
 
-    def masked_mean(values, mask):
-        mask = tf.cast(mask, values.dtype)[..., None]
-        return tf.reduce_sum(values * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-
-    def lstm_mean(projected, recurrent_kernel, tokens):
+    def lstm_mean(inputs, recurrent_kernel, mask):
+        """Mean over time of an LSTM's outputs; `inputs` are its projected inputs [b, t, 4u]."""
         units = recurrent_kernel.shape[0]
-        steps = tf.transpose(tf.gather(projected, tokens), [1, 0, 2])
-        mask = tf.transpose(tokens > 0)
-        zeros = tf.zeros([tf.shape(tokens)[0], units])
+        zeros = tf.zeros([tf.shape(inputs)[0], units])
 
         def step(carry, inputs):
             h, c, total = carry
@@ -81,17 +93,71 @@ def compile_fast(model: Any) -> Any | None:
             h, c = tf.where(keep, h_new, h), tf.where(keep, c_new, c)
             return h, c, total + tf.where(keep, h, 0.0)
 
-        _, _, total = tf.foldl(step, (steps, mask), initializer=(zeros, zeros, zeros))
-        count = tf.reduce_sum(tf.cast(tokens > 0, tf.float32), axis=1, keepdims=True)
+        steps = (tf.transpose(inputs, [1, 0, 2]), tf.transpose(mask))
+        _, _, total = tf.foldl(step, steps, initializer=(zeros, zeros, zeros))
+        count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1, keepdims=True)
         return total / tf.maximum(count, 1.0)
+
+    def recurrent_logit(project, tokens):
+        """The LSTM's part of the logit; `project(direction, reversed)` gives its inputs."""
+        mask = tokens > 0
+        features = [lstm_mean(project(d, i == 1), d[1], mask) for i, d in enumerate(directions)]
+        return tf.matmul(tf.concat(features, axis=1), dense_kernel[:recurrent_width])[:, 0]
+
+    def ngram_terms(tokens):
+        """Each n-gram's term in the logit [b, 2t - 1] (zero for padding); they sum to the
+        n-gram branch's part of it."""
+        ids = ngram(tokens)
+        present = tf.cast(ids > 0, tf.float32)
+        count = tf.maximum(tf.reduce_sum(present, axis=1, keepdims=True), 1.0)
+        return tf.gather(bag_logit, ids)[..., 0] * present / count
 
     def forward(tokens):
         lengths = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), axis=1)
-        inputs = [tokens, tf.reverse_sequence(tokens, lengths, seq_axis=1, batch_axis=0)]
-        features = [lstm_mean(p, u, x) for (p, u), x in zip(directions, inputs, strict=False)]
-        if ngram is not None:
-            ids = ngram(tokens)
-            features.append(masked_mean(tf.gather(bag, ids), ids > 0))
-        return tf.sigmoid(tf.matmul(tf.concat(features, axis=1), dense_kernel) + dense_bias)
 
-    return tf.function(forward, autograph=False, jit_compile=True)
+        def project(direction, reverse):
+            ids = tokens
+            if reverse:
+                ids = tf.reverse_sequence(tokens, lengths, seq_axis=1, batch_axis=0)
+            return tf.gather(direction[0], ids)
+
+        logit = recurrent_logit(project, tokens) + dense_bias[0]
+        if ngram is not None:
+            logit += tf.reduce_sum(ngram_terms(tokens), axis=1)
+        return tf.sigmoid(logit)[:, None]
+
+    def attribute(tokens):
+        """Each token's signed contribution to the logit, for one review [1, t] -> [t]:
+        integrated gradients on the word vectors for the LSTM's part (from all-zero vectors,
+        ATTRIBUTION_STEPS midpoints), and the exact terms of the n-gram branch, each bigram's
+        split evenly between its two words."""
+        length = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), axis=1)
+        alphas = (tf.range(ATTRIBUTION_STEPS, dtype=tf.float32) + 0.5) / ATTRIBUTION_STEPS
+        vectors = tf.gather(words, tokens[0])
+        repeated = tf.repeat(tokens, ATTRIBUTION_STEPS, axis=0)
+        with tf.GradientTape() as tape:
+            scaled = alphas[:, None, None] * vectors[None]
+            tape.watch(scaled)
+
+            def project(direction, reverse):
+                x = scaled
+                if reverse:
+                    x = tf.reverse_sequence(
+                        x, tf.repeat(length, ATTRIBUTION_STEPS), seq_axis=1, batch_axis=0
+                    )
+                return tf.einsum("btd,dk->btk", x, direction[2]) + direction[3]
+
+            logit = tf.reduce_sum(recurrent_logit(project, repeated))
+        gradients = tape.gradient(logit, scaled)
+        weights = tf.reduce_sum(tf.reduce_mean(gradients, axis=0) * vectors, axis=1)
+        if ngram is not None:
+            terms = ngram_terms(tokens)[0]
+            steps = tf.shape(tokens)[1]
+            bigrams = tf.pad(terms[steps:], [[1, 1]])
+            weights += terms[:steps] + (bigrams[:-1] + bigrams[1:]) / 2
+        return weights
+
+    return Compiled(
+        tf.function(forward, autograph=False, jit_compile=True),
+        tf.function(attribute, autograph=False, jit_compile=True),
+    )

@@ -86,6 +86,8 @@ class Scorer:
     forward: Any  # compiled function: int32 [batch, time] -> float [batch, 1]
     masked: bool
     bucketed: bool = False  # `forward` is compiled per shape: round shapes up to buckets
+    # the compiled path's per-token attributions (sentiment_inference/explain.py), where it has one
+    attribute: Any = None
 
     @classmethod
     def load(
@@ -118,7 +120,7 @@ class Scorer:
         masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
         fast = compile_fast(model)
         if fast is not None:
-            return cls(version, preprocessor, fast, masked, bucketed=True)
+            return cls(version, preprocessor, fast.forward, masked, True, fast.attribute)
         forward = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
@@ -128,9 +130,12 @@ class Scorer:
 
     def score(self, texts: Sequence[str]) -> list[float]:
         """Probability of a positive review for each text, in input order."""
+        return self.score_sequences(self.preprocessor.encode(texts))
+
+    def score_sequences(self, sequences: Sequence[Sequence[int]]) -> list[float]:
+        """`score` for reviews already encoded by the preprocessor."""
         import numpy as np
 
-        sequences = self.preprocessor.encode(texts)
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         scores = np.empty(len(sequences), dtype=np.float32)
         for start in range(0, len(order), INFERENCE_BATCH):

@@ -9,7 +9,13 @@ import json
 from flask import Blueprint, jsonify, request, url_for
 from sqlalchemy import select, text
 
-from sentiment_core.db import ModelVersion, ReviewStatus, Sentiment, TrainingRun
+from sentiment_core.db import (
+    ExplanationStatus,
+    ModelVersion,
+    ReviewStatus,
+    Sentiment,
+    TrainingRun,
+)
 from sentiment_core.errors import Invalid, NotFound, Unacceptable
 from sentiment_core.inputs import (
     check_idempotency_key,
@@ -21,16 +27,20 @@ from sentiment_core.inputs import (
 )
 from sentiment_core.operations import (
     activate_model,
+    find_explanation,
     find_review,
     list_reviews,
     paginate,
     record_feedback,
+    request_explanation,
     rollback_model,
     start_retraining,
     submit_reviews,
 )
 from sentiment_core.registry import active_version, get_version
 from sentiment_core.schemas import (
+    ExplanationPublic,
+    ExplanationQueued,
     FeedbackPublic,
     ModelDetail,
     ModelPage,
@@ -43,7 +53,7 @@ from sentiment_core.schemas import (
 )
 from sentiment_core.schemas import Stats as StatsSchema
 from web.admin import bearer_token, check_admin
-from web.limits import client_id, feedback_limit, submit_limit
+from web.limits import client_id, explain_limit, feedback_limit, submit_limit
 from web.services import get_services
 from web.stats import collect_stats
 
@@ -222,6 +232,62 @@ def create_feedback(review_id: int):
         client=client_id(),
     )
     return jsonify(FeedbackPublic().dump(feedback)), 201 if created else 200
+
+
+@api.post("/api/v1/reviews/<int:review_id>/explanation")
+@explain_limit
+def create_explanation(review_id: int):
+    """
+    ---
+    post:
+      summary: Ask why the active model scores a review as it does; a worker computes it
+      parameters:
+        - review_id
+      responses:
+        "200":
+          description: Already explained by the active model
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ExplanationPublic"}
+        "202":
+          description: Queued; poll the url
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ExplanationQueued"}
+        "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "429": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+    """
+    services = get_services()
+    explanation, _ = request_explanation(
+        sessions=services.sessions, celery=services.celery, review_id=review_id
+    )
+    if explanation.status is ExplanationStatus.done:
+        return jsonify(ExplanationPublic().dump(explanation))
+    url = url_for("api.show_explanation", review_id=review_id)
+    body = ExplanationQueued().dump({"status": ExplanationStatus.queued.value, "url": url})
+    return jsonify(body), 202, {"Location": url}
+
+
+@api.get("/api/v1/reviews/<int:review_id>/explanation")
+def show_explanation(review_id: int):
+    """
+    ---
+    get:
+      summary: The review's latest requested explanation, queued, done or failed
+      parameters:
+        - review_id
+      responses:
+        "200":
+          description: The explanation
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ExplanationPublic"}
+        "404": {$ref: "#/components/responses/Error"}
+    """
+    explanation = find_explanation(sessions=get_services().sessions, review_id=review_id)
+    return jsonify(ExplanationPublic().dump(explanation))
 
 
 @api.get("/api/v1/models")

@@ -28,6 +28,10 @@ limiter = Limiter(client_address, headers_enabled=True, swallow_errors=True)
 submit_limit = limiter.shared_limit(
     lambda: get_services().settings.submit_rate_limit, scope="submit"
 )
+# Explanations cost a worker far more than a review: limited as submissions are, counted apart.
+explain_limit = limiter.shared_limit(
+    lambda: get_services().settings.submit_rate_limit, scope="explain"
+)
 feedback_limit = limiter.shared_limit(
     lambda: get_services().settings.feedback_rate_limit, scope="feedback"
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 
@@ -13,13 +14,14 @@ from sqlalchemy.orm import sessionmaker
 
 from sentiment_core.db import make_engine, make_sessionmaker
 from sentiment_core.queue import (
-    MAINTENANCE_QUEUE,
+    EXPLAIN_TASK,
     RECONCILE_TASK,
     SCORE_TASK,
-    SCORING_QUEUE,
+    WORKER_QUEUES,
     create_celery,
 )
 from sentiment_core.settings import Settings
+from worker.explaining import explain_one, requeue_explanations
 from worker.scoring import ModelCache, requeue_pending, score_batch
 
 log = logging.getLogger(__name__)
@@ -73,12 +75,19 @@ def create_worker_app(settings: Settings) -> Celery:
         ids = [i for r in requests for i in r.args[0]]
         score_batch(state.sessions, state.models, ids, settings.max_attempts, app)
 
+    @app.task(name=EXPLAIN_TASK)
+    def explain(explanation_id: int) -> None:
+        explain_one(state.sessions, state.models, explanation_id, settings.max_attempts, app)
+
     @app.task(name=RECONCILE_TASK)
     def reconcile() -> None:
         deadline = timedelta(seconds=settings.reconcile_after_s)
         sent = requeue_pending(state.sessions, app, queued_for=deadline, scoring_for=deadline)
         if sent:
             log.warning("reconciler: sent %d stuck reviews again", sent)
+        sent = requeue_explanations(state.sessions, app, queued_for=deadline, claimed_for=deadline)
+        if sent:
+            log.warning("reconciler: sent %d stuck explanations again", sent)
 
     worker_process_init.connect(lambda **_: state.warm_up(), weak=False)
     return app
@@ -88,6 +97,7 @@ def run_worker(
     settings: Settings,
     *,
     concurrency: int = 1,
+    queues: Sequence[str] = WORKER_QUEUES,
     metrics_port: int | None = None,
     loglevel: str = "INFO",
 ) -> None:
@@ -99,20 +109,24 @@ def run_worker(
         start_http_server(metrics_port, registry=registry)
     app = create_worker_app(settings)
     engine = make_engine(settings.database_url)  # disposed before the pool forks
-    requeued = requeue_pending(
-        make_sessionmaker(engine),
-        app,
-        queued_for=timedelta(0),
-        scoring_for=timedelta(seconds=settings.reconcile_after_s),
+    deadline = timedelta(seconds=settings.reconcile_after_s)
+    sessions = make_sessionmaker(engine)
+    requeued = requeue_pending(sessions, app, queued_for=timedelta(0), scoring_for=deadline)
+    explanations = requeue_explanations(
+        sessions, app, queued_for=timedelta(0), claimed_for=deadline
     )
     engine.dispose()
-    log.info("re-enqueued %d reviews still pending in the database", requeued)
+    log.info(
+        "re-enqueued %d reviews and %d explanations still pending in the database",
+        requeued,
+        explanations,
+    )
     app.set_current()
     app.set_default()
     app.worker_main(
         [
             "worker",
-            f"--queues={SCORING_QUEUE},{MAINTENANCE_QUEUE}",
+            f"--queues={','.join(queues)}",
             "--pool=prefork",
             f"--concurrency={concurrency}",
             f"--loglevel={loglevel}",

@@ -1,0 +1,88 @@
+"""Why a model gave its score: each word's signed part in it, and the score sentence by sentence.
+
+Weights are in log-odds, the units the model adds in: a positive weight pushes the score toward
+positive. Two methods, by what the model allows:
+
+- `integrated-gradients`, on the compiled path (sentiment_inference/fastpath.py): the n-gram
+  branch's exact terms (each bigram's split evenly between its two words), plus integrated
+  gradients (Sundararajan et al. 2017) on the LSTM's word vectors, from all-zero vectors. The
+  weights add up to the logit less what an all-zero review of the same length scores. One
+  forward and backward pass over ATTRIBUTION_STEPS copies of the review.
+- `occlusion`, for any other model: each word's weight is what leaving it out changes; one
+  forward pass over as many copies of the review as it has words.
+
+Limits: a weight says what one word does with all the others in place. Words that act only
+together ("not" and "good") share the effect between them, and a word repeated many times
+spreads its effect over its copies. Words outside the vocabulary, and words before the last
+`max_len` the model reads, have weight 0: the model never sees them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from sentiment_core.text import token_spans
+from sentiment_inference.scoring import Scorer, bucket_width
+
+SENTENCE_END = re.compile(r"[.!?]|<br\s*/?>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    method: str
+    score: float  # the model's probability that the review is positive
+    tokens: list[dict]  # {"text", "start", "end", "weight"}, in the order of the text
+    # the score of the review read up to the end of each sentence: {"end", "score"}
+    running_scores: list[dict]
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(p / (1 - p))
+
+
+def explain(scorer: Scorer, text: str) -> Explanation:
+    """Each word of `text` with its weight in `scorer`'s score, and the running score."""
+    preprocessor = scorer.preprocessor
+    spans = token_spans(text)
+    ids = [preprocessor.index_of(word) for word, _, _ in spans]
+    seen = [k for k, i in enumerate(ids) if i is not None][-preprocessor.max_len :]
+    window = [ids[k] for k in seen]
+    ends = [k for k in range(len(spans)) if k == len(spans) - 1 or ends_sentence(text, spans, k)]
+    prefixes = [[ids[k] for k in seen if k <= end] for end in ends]
+    if scorer.attribute is not None:
+        method, score, weights = "integrated-gradients", *attributions(scorer, window)
+        running = scorer.score_sequences(prefixes)
+    else:
+        scores = scorer.score_sequences(
+            [window] + [window[:k] + window[k + 1 :] for k in range(len(window))] + prefixes
+        )
+        score, left_out, running = scores[0], scores[1 : len(window) + 1], scores[len(window) + 1 :]
+        weights = [logit(score) - logit(s) for s in left_out]
+        method = "occlusion"
+    weight_of = dict(zip(seen, weights, strict=True))
+    return Explanation(
+        method=method,
+        score=float(score),
+        tokens=[
+            {"text": text[start:end], "start": start, "end": end, "weight": weight_of.get(k, 0.0)}
+            for k, (_, start, end) in enumerate(spans)
+        ],
+        running_scores=[
+            {"end": spans[k][2], "score": float(s)} for k, s in zip(ends, running, strict=True)
+        ],
+    )
+
+
+def ends_sentence(text: str, spans: list[tuple[str, int, int]], k: int) -> bool:
+    """Whether a sentence ends between word k and the next."""
+    return SENTENCE_END.search(text, spans[k][2], spans[k + 1][1]) is not None
+
+
+def attributions(scorer: Scorer, window: list[int]) -> tuple[float, list[float]]:
+    """The score and each word's weight, on the compiled path."""
+    tokens = scorer.preprocessor.pad([window], bucket_width(max(1, len(window))), right=True)
+    weights = scorer.attribute(tokens).numpy()[: len(window)]
+    return scorer.score_sequences([window])[0], [float(w) for w in weights]
