@@ -54,6 +54,22 @@ def test_predict_without_a_model_says_so(settings) -> None:
     assert result.stderr.strip() == "Error: no model is active; train one with `sentiment train`"
 
 
+def test_explain_prints_each_word_with_its_weight(settings, tiny_model) -> None:
+    text = "A wonderful film.<br />Awful ending!"
+    result = sentiment(settings, "explain", text)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["model_version"] == tiny_model and shown["method"] == "integrated-gradients"
+    assert [t["text"] for t in shown["tokens"]] == ["A", "wonderful", "film", "Awful", "ending"]
+    assert all(text[t["start"] : t["end"]] == t["text"] for t in shown["tokens"])
+    weight = {t["text"]: t["weight"] for t in shown["tokens"]}
+    assert weight["wonderful"] > 0 > weight["Awful"]
+    assert [r["end"] for r in shown["running_scores"]] == [16, 35]
+    assert sentiment(settings, "explain", "  ").stderr.strip() == (
+        "Error: give the review to explain as the argument"
+    )
+
+
 def test_train_registers_and_activates_a_model(settings, tmp_path) -> None:
     data = write_jsonl(tmp_path / "reviews.jsonl")
     result = sentiment(settings, "train", "--data", str(data), "--preset", "tiny")

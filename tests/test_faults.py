@@ -19,7 +19,14 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from sentiment_cli.processes import start_redis, stop
-from sentiment_core.db import Review, ReviewStatus, make_engine, make_sessionmaker
+from sentiment_core.db import (
+    Explanation,
+    ExplanationStatus,
+    Review,
+    ReviewStatus,
+    make_engine,
+    make_sessionmaker,
+)
 from tests.conftest import ROOT, close_database, service_env
 from tests.factories import NEGATIVE, POSITIVE
 from tests.test_end_to_end import call
@@ -90,17 +97,30 @@ class Deployment:
             assert time.monotonic() < deadline, f"timed out at {self.counts()}\n{self.log_text()}"
             time.sleep(0.2)
 
-    def results_written(self) -> float:
-        """Results written, summed over every worker process that ever ran, dead ones too."""
+    def explained(self) -> int:
+        with self.sessions() as session:
+            done = Explanation.status == ExplanationStatus.done
+            return session.scalar(select(func.count()).where(done))
+
+    def wait_explained(self, condition, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition(self.explained()):
+            assert time.monotonic() < deadline, f"{self.explained()} explained\n{self.log_text()}"
+            time.sleep(0.2)
+
+    def metric(self, sample_name: str) -> float:
+        """A counter summed over every worker process that ever ran, dead ones too."""
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self.metrics))
         return sum(
             sample.value
             for metric in registry.collect()
-            if metric.name == "sentiment_reviews_scored"
             for sample in metric.samples
-            if sample.name == "sentiment_reviews_scored_total"
+            if sample.name == sample_name
         )
+
+    def results_written(self) -> float:
+        return self.metric("sentiment_reviews_scored_total")
 
     def log_text(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.read_text()}" for p in sorted(self.logs.iterdir()))
@@ -165,6 +185,30 @@ def test_a_review_that_cannot_be_scored_fails_alone_after_its_retries(deployment
     assert poisoned["error"] == "failed on attempt 3 of 3: ValueError: cannot score this review"
     with deployment.sessions() as session:
         assert session.get(Review, poisoned["id"]).attempts == 3
+
+
+def test_explanations_survive_a_killed_worker_and_redis_restarted_empty(deployment) -> None:
+    doomed = deployment.worker()
+    ids = deployment.submit(15, 10)
+    deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == len(ids))
+    for review_id in ids:
+        assert call(f"{deployment.base}/api/v1/reviews/{review_id}/explanation", {})[0] == 202
+    deployment.wait_explained(lambda done: done >= 10)
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    assert deployment.explained() < len(ids), "the worker finished before it was killed"
+    port = int(deployment.settings.redis_url.split(":")[-1].split("/")[0])
+    stop([deployment.redis])  # the queued explanations' messages are lost with it
+    deployment.redis, _ = start_redis(deployment.redis_dir, port=port, persist=False)
+
+    deployment.worker()
+    deployment.start("sentiment_cli.main", "beat")
+    deployment.wait_explained(lambda done: done == len(ids))
+    with deployment.sessions() as session:
+        rows = session.execute(select(Explanation.status, Explanation.tokens)).all()
+    assert {status for status, _ in rows} == {ExplanationStatus.done} and len(rows) == len(ids)
+    assert all(tokens for _, tokens in rows)
+    assert deployment.metric("sentiment_explanations_total") == len(ids)  # each written once
 
 
 def post(url: str, payload: dict) -> tuple[int, dict]:

@@ -21,6 +21,7 @@ from sentiment_core.queue import enqueue_explanation
 from sentiment_core.registry import get_version
 from sentiment_inference.explain import explain
 from sentiment_inference.scoring import Scorer
+from worker import metrics
 from worker.scoring import ModelCache
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,14 @@ def explain_one(
         if claimed is None:
             return False
         if claimed.attempts > max_attempts:
-            reason = session.scalar(select(Explanation.error).where(mine))
-            fail(session, mine, f"gave up after {max_attempts} attempts: {reason or 'stopped'}")
+            reason = session.scalar(select(Explanation.error).where(mine)) or "its worker stopped"
+            fail(session, mine, f"gave up after {max_attempts} attempts: {reason}")
             return True
         try:
             text = session.scalars(select(Review.text).where(Review.id == claimed.review_id)).one()
-            result = explain(scorer_for(session, models, claimed.model_version), text)
+            scorer = scorer_for(session, models, claimed.model_version)
+            with metrics.EXPLAIN_SECONDS.time():
+                result = explain(scorer, text)
         except Exception as exc:
             log.exception("explanation %d failed", explanation_id)
             reason = f"{type(exc).__name__}: {exc}"
@@ -87,7 +90,9 @@ def explain_one(
             )
         ).rowcount
         session.commit()
-        return bool(written)
+    if written:  # counted once committed, as scoring counts its results
+        metrics.EXPLAINED.labels("done").inc()
+    return bool(written)
 
 
 def scorer_for(session, models: ModelCache, version: str) -> Scorer:
@@ -109,6 +114,7 @@ def fail(session, mine, reason: str) -> None:
         .values(status=ExplanationStatus.failed, claim=None, error=reason, updated_at=utcnow())
     )
     session.commit()
+    metrics.EXPLAINED.labels("failed").inc()
 
 
 def requeue_explanations(

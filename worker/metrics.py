@@ -24,4 +24,11 @@ QUEUE_WAIT_SECONDS = Histogram(
     "sentiment_queue_wait_seconds", "From a review's submission to the start of its scoring",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )  # fmt: skip
+EXPLAINED = Counter(
+    "sentiment_explanations", "Explanations written, by outcome (done or failed)", ["outcome"]
+)
+EXPLAIN_SECONDS = Histogram(
+    "sentiment_explain_seconds", "Time to compute one explanation",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)  # fmt: skip
 MODEL_LOADS = Counter("sentiment_model_loads", "Model versions loaded", ["model_version"])

@@ -1,12 +1,40 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sentiment_core.text import Preprocessor, tokenize
+from sentiment_core.text import Preprocessor, token_spans, tokenize
 
 
 def test_tokenize_lowercases_and_treats_line_breaks_as_spaces() -> None:
     assert tokenize("Great<br />film, DON'T miss it!<br/>10/10") == [
         "great", "film", "don't", "miss", "it", "10", "10",
     ]  # fmt: skip
+
+
+def test_token_spans_point_into_the_text_as_written() -> None:
+    text = "Café<br />naïve—DON'T miss it!! 😀 10/10<BR/>Wow"
+    spans = token_spans(text)
+    assert [word for word, _, _ in spans] == tokenize(text) == [
+        "caf", "na", "ve", "don't", "miss", "it", "10", "10", "wow",
+    ]  # fmt: skip
+    assert [text[start:end] for _, start, end in spans] == [
+        "Caf", "na", "ve", "DON'T", "miss", "it", "10", "10", "Wow",
+    ]  # fmt: skip
+
+
+def test_token_spans_map_back_characters_that_lower_to_two() -> None:
+    text = "İstanbul 😀 İİ GOOD"
+    spans = token_spans(text)
+    assert [word for word, _, _ in spans] == tokenize(text) == ["i", "stanbul", "i", "i", "good"]
+    assert [text[start:end] for _, start, end in spans] == ["İ", "stanbul", "İ", "İ", "GOOD"]
+
+
+@given(st.text(alphabet=st.sampled_from("aZ9' <br/>İıſK.,😀é\n"), max_size=60) | st.text())
+def test_token_spans_find_the_words_tokenize_finds_where_they_are(text: str) -> None:
+    spans = token_spans(text)
+    assert [word for word, _, _ in spans] == tokenize(text)
+    for word, start, end in spans:
+        assert tokenize(text[start:end]) == [word]
 
 
 def test_fit_ranks_words_by_frequency_then_alphabet() -> None:

@@ -1,30 +1,13 @@
 """The scorer's shortcuts (length sorting, padding trimmed for masked models) must not change
 what the model says: its scores match Keras' own predict on full-window inputs."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from sentiment_inference.scoring import Scorer
-from tests.factories import NEGATIVE, POSITIVE, tiny_dataset
-from trainer.model import PRESETS
-from trainer.train import TrainRequest, train_into
+from tests.factories import NEGATIVE, POSITIVE
 
 TEXTS = POSITIVE + NEGATIVE + ["", "film", "a " * 80 + "wonderful", NEGATIVE[0] * 5]
-
-
-@pytest.fixture(scope="module", params=["tiny", "tiny-forward", "seed"])
-def trained(request, tmp_path_factory):
-    """Masked models (tiny, and tiny with a forward LSTM as the `lstm` and `best` presets read)
-    and an unmasked one (seed), trained briefly."""
-    folder = tmp_path_factory.mktemp(request.param)
-    (folder / "report").mkdir()
-    forward = dataclasses.replace(PRESETS["tiny"], bidirectional=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(PRESETS, "tiny-forward", forward)
-        train_into(folder, tiny_dataset(), TrainRequest(preset=request.param, epochs=2))
-    return request.param, folder
 
 
 def test_scores_match_keras_predict_on_the_full_window(trained) -> None:

@@ -30,3 +30,9 @@ def fuzz_app(settings, make_app, tiny_model, sessions):
         )
         session.commit()
     return app
+
+
+@pytest.fixture
+def limited_client(settings, make_app, tiny_model):
+    limits = replace(settings, submit_rate_limit="3/minute", feedback_rate_limit="2/minute")
+    return make_app(limits).test_client()

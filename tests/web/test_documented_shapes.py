@@ -6,7 +6,17 @@ document says, field by field, as schemathesis validates a response."""
 import pytest
 from schemathesis.checks import positive_data_acceptance
 
-from sentiment_core.db import Review, ReviewStatus, RunStatus, Sentiment, TrainingRun, utcnow
+from sentiment_core.db import (
+    Explanation,
+    ExplanationStatus,
+    Review,
+    ReviewStatus,
+    RunStatus,
+    Sentiment,
+    TrainingRun,
+    utcnow,
+)
+from sentiment_core.registry import active_version
 from tests.conftest import ADMIN_TOKEN, add_model
 from tests.web.test_fuzz import schema
 
@@ -35,6 +45,18 @@ def filled_app(fuzz_app, settings, sessions, tiny_artifact):
         )
         session.commit()
         scored = session.query(Review).filter_by(status=ReviewStatus.done).one().id
+        session.add(
+            Explanation(
+                review_id=scored,
+                model_version=active_version(session).version,
+                status=ExplanationStatus.done,
+                method="integrated-gradients",
+                score=0.9,
+                tokens=[{"text": "scored", "start": 0, "end": 6, "weight": 0.4}],
+                running_scores=[{"end": 6, "score": 0.9}],
+            )
+        )
+        session.commit()
     return fuzz_app, scored, second
 
 
@@ -48,9 +70,13 @@ def test_real_responses_match_their_documented_shapes(filled_app) -> None:
         ("/api/v1/reviews/{review_id}", "GET", {"review_id": 99999}, None, {}, 404),
         ("/api/v1/reviews/{review_id}/feedback", "POST", {"review_id": scored},
          {"label": Sentiment.positive.value}, {}, 201),
+        ("/api/v1/reviews/{review_id}/explanation", "POST", {"review_id": scored}, None, {}, 200),
+        ("/api/v1/reviews/{review_id}/explanation", "GET", {"review_id": scored}, None, {}, 200),
+        ("/api/v1/reviews/{review_id}/explanation", "GET", {"review_id": 99999}, None, {}, 404),
         ("/api/v1/models", "GET", {}, None, {}, 200),
         ("/api/v1/models/{version}", "GET", {"version": second}, None, {}, 200),
         ("/api/v1/models/{version}/activate", "POST", {"version": second}, None, ADMIN, 200),
+        ("/api/v1/reviews/{review_id}/explanation", "POST", {"review_id": scored}, None, {}, 202),
         ("/api/v1/models/rollback", "POST", {}, None, ADMIN, 200),
         ("/api/v1/models/rollback", "POST", {}, None, {}, 401),
         ("/api/v1/training-runs", "GET", {}, None, {}, 200),

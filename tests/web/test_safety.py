@@ -1,17 +1,8 @@
-from dataclasses import replace
-
-import pytest
 from sqlalchemy import func, select
 
 from sentiment_core.db import Review, make_engine, make_sessionmaker
 from tests.web.test_pages import csrf, scored_review
 from web.services import get_services
-
-
-@pytest.fixture
-def limited_client(settings, make_app, tiny_model):
-    limits = replace(settings, submit_rate_limit="3/minute", feedback_rate_limit="2/minute")
-    return make_app(limits).test_client()
 
 
 def reviews_stored(sessions) -> int:
