@@ -8,6 +8,9 @@ served by Keras itself. Equivalence with the Keras model is tested
 (tests/sentiment_inference/test_scoring.py).
 One deliberate difference: a review with no known word gets the model's score for an empty
 input, where Keras' masked average divides 0 by 0 and answers NaN.
+
+The same rewrite gives each token's part in the logit, for explanations
+(sentiment_inference/explain.py).
 """
 
 from __future__ import annotations
