@@ -2,8 +2,9 @@
 
     python docs/screenshots.py http://127.0.0.1:8000
 
-submits a few reviews (one through the form), waits for them, gives feedback on one, then
-saves docs/{submit,result,history,models,dashboard}.png with headless Chromium.
+submits a few reviews (one through the form), waits for them, gives feedback on one, asks why
+the last one scored as it did, then saves docs/{submit,result,explanation,history,models,
+dashboard}.png with headless Chromium.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ REVIEWS = [
     "The plot is thin, but the photography is gorgeous and the ending works.",
     "I wanted to like it. I really did. The second half falls apart completely.",
     "A charming little comedy with a big heart and a great soundtrack.",
+    # explained: mixed, so that the score moves from sentence to sentence
+    "The first hour drags and the dialogue is clumsy. Then it finds its feet: the last act is "
+    "gripping and the two leads are wonderful. A flawed film, but a moving one.",
 ]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -42,7 +46,8 @@ def main() -> None:
     request = urllib.request.Request(
         f"{args.base}/api/v1/reviews", data=body, headers={"Content-Type": "application/json"}
     )
-    urllib.request.urlopen(request, timeout=10).close()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        explained = json.load(response)["ids"][-1]
 
     options = Options()
     options.binary_location = "/usr/bin/chromium"
@@ -62,15 +67,26 @@ def main() -> None:
         browser.find_element(By.ID, "right").click()
         WebDriverWait(browser, 15).until(ec.presence_of_element_located((By.ID, "your-label")))
         browser.save_screenshot(DOCS / "result.png")
+        browser.get(f"{args.base}/reviews/{explained}")
+        WebDriverWait(browser, 60).until(ec.element_to_be_clickable((By.ID, "why-button"))).click()
+        WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "explanation")))
+        save_whole_page(browser, "explanation")
         time.sleep(1)
         for page in ("history", "models", "dashboard"):
             browser.get(f"{args.base}/{page}")
-            height = browser.execute_script("return document.body.scrollHeight")
-            browser.set_window_size(1280, min(max(900, height + 40), 2400))
-            browser.save_screenshot(DOCS / f"{page}.png")
-            browser.set_window_size(1280, 900)
+            save_whole_page(browser, page)
     finally:
         browser.quit()
+
+
+def save_whole_page(browser, name: str) -> None:
+    """The page as tall as it is, from 900 to 2400 pixels; the window's size counts its frame."""
+    frame, height = browser.execute_script(
+        "return [outerHeight - innerHeight, document.documentElement.scrollHeight]"
+    )
+    browser.set_window_size(1280, min(max(900, height), 2400) + frame)
+    browser.save_screenshot(DOCS / f"{name}.png")
+    browser.set_window_size(1280, 900)
 
 
 if __name__ == "__main__":

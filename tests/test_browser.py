@@ -4,13 +4,14 @@ worker on a real Redis."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
 from sqlalchemy import select
 
 from sentiment_core.db import Feedback, Review, make_engine, make_sessionmaker
-from tests.factories import POSITIVE
+from tests.factories import NEGATIVE, POSITIVE
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -64,6 +65,23 @@ def submit_in_form(browser, base: str, text: str) -> int:
     return int(browser.current_url.rsplit("/", 1)[1])
 
 
+def explain_in_page(browser, base: str, text: str) -> None:
+    """Submits `text`, waits for its score, clicks "Why?" and waits for the explanation."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    submit_in_form(browser, base, text)
+    WebDriverWait(browser, 120).until(ec.element_to_be_clickable((By.ID, "why-button"))).click()
+    WebDriverWait(browser, 60).until(ec.visibility_of_element_located((By.ID, "explanation")))
+
+
+# The explained review as shown, less the weights written for screen readers.
+SHOWN_TEXT = """const words = document.getElementById("words").cloneNode(true);
+words.querySelectorAll(".sr-only").forEach((node) => node.remove());
+return words.textContent;"""
+
+
 def feedback_rows(settings) -> list[tuple[int, str]]:
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine)() as session:
@@ -113,3 +131,47 @@ def test_a_script_in_a_review_is_shown_as_text(service, browser) -> None:
     with make_sessionmaker(engine)() as session:
         assert session.get(Review, review_id).text == hostile
     engine.dispose()
+
+
+def test_why_shades_each_word_by_its_weight(service, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    _, base = service
+    text = f"{POSITIVE[0]}. {NEGATIVE[0]}!"
+    explain_in_page(browser, base, text)
+    assert browser.execute_script(SHOWN_TEXT) == text
+    words = browser.execute_script(
+        """return [...document.querySelectorAll("#words .word")].map((w) => [w.firstChild.data,
+        w.className, w.title, w.lastChild.textContent, getComputedStyle(w).backgroundColor])"""
+    )
+    (wonderful,) = [w for w in words if w[0] == "wonderful"]
+    _, kind, title, spoken, background = wonderful
+    assert kind == "word pos" and re.fullmatch(r"weight \+\d+\.\d\d", title)
+    assert spoken == f" ({title.removeprefix('weight ')})"
+    assert background.startswith("rgba(230, 97, 1, ") and float(background[17:-1]) > 0
+    toward = {
+        side: [li.text for li in browser.find_elements(By.CSS_SELECTOR, f"#top-{side} li")]
+        for side in ("positive", "negative")
+    }
+    assert 1 <= len(toward["positive"]) <= 5 and 1 <= len(toward["negative"]) <= 5
+    assert all(re.fullmatch(r"\S+ \+\d+\.\d\d", item) for item in toward["positive"])
+    assert all(re.fullmatch(r"\S+ −\d+\.\d\d", item) for item in toward["negative"])
+    plot = browser.find_element(By.CSS_SELECTOR, "#running svg[role='img']")
+    assert plot.get_attribute("aria-label").startswith("Probability positive after each sentence")
+    assert len(plot.find_elements(By.CSS_SELECTOR, "circle")) == 2  # two sentences
+    assert not browser.find_element(By.ID, "why-button").is_displayed()
+
+
+def test_markup_in_an_explained_review_stays_text(service, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    _, base = service
+    text = (
+        "wonderful <script>window.pwned = 1</script> brilliant "
+        '<img src=x onerror="window.pwned = 1"> awful'
+    )
+    explain_in_page(browser, base, text)
+    assert browser.find_element(By.ID, "words").is_displayed()
+    assert browser.execute_script(SHOWN_TEXT) == text
+    assert browser.find_elements(By.CSS_SELECTOR, "#why script, #why img") == []
+    assert browser.execute_script("return window.pwned") is None

@@ -130,6 +130,17 @@ def test_a_scored_review_shows_its_bar_and_takes_feedback(client, sessions) -> N
     assert feedback.label is Sentiment.positive
 
 
+def test_the_why_control_is_shown_once_the_review_is_done(client, sessions, tiny_model) -> None:
+    client.post("/reviews", data={"text": "What a film!", "csrf_token": csrf(client)})
+    (queued,) = stored(sessions)
+    for review_id, hidden in ((queued.id, True), (scored_review(sessions), False)):
+        page = client.get(f"/reviews/{review_id}").get_data(as_text=True)
+        why = re.search(r'<section id="why"[^>]*>', page).group(0)
+        assert f'data-url="/api/v1/reviews/{review_id}/explanation"' in why
+        assert why.endswith("hidden>") is hidden
+        assert '<button type="button" id="why-button">Why?</button>' in page
+
+
 def test_feedback_on_an_unscored_review_is_refused(client, sessions, tiny_model) -> None:
     client.post("/reviews", data={"text": "x", "csrf_token": csrf(client)})
     (review,) = stored(sessions)

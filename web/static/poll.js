@@ -11,6 +11,7 @@
       document.getElementById("model").textContent = review.model_version;
       document.getElementById("verdict").hidden = false;
       document.getElementById("feedback").hidden = review.status !== "done";
+      document.getElementById("why").hidden = review.status !== "done";
     }
     if (review.error) {
       const error = document.getElementById("error");
