@@ -151,7 +151,8 @@ class Service:
                 time.sleep(0.5)
         raise RuntimeError("the service did not come up")
 
-    def submit(self, texts: list[str]) -> None:
+    def submit(self, texts: list[str]) -> dict:
+        """Submit reviews in one request; returns the response (the reviews' ids)."""
         body = {"text": texts[0]} if len(texts) == 1 else {"reviews": [{"text": t} for t in texts]}
         request = urllib.request.Request(
             f"{self.base}/api/v1/reviews", data=json.dumps(body).encode(),
@@ -159,6 +160,7 @@ class Service:
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 202
+            return json.load(response)
 
     def count_finished(self) -> int:
         from sqlalchemy import func, select
