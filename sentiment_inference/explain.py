@@ -7,8 +7,8 @@ positive. Two methods, by what the model allows:
   branch's exact terms (each bigram's split evenly between its two words), plus integrated
   gradients (Sundararajan et al. 2017) on the LSTM's word vectors, from all-zero vectors. The
   weights add up to the logit less what an all-zero review of the same length scores. One
-  forward and backward pass over ATTRIBUTION_STEPS copies of the review (about 25 ms for a
-  230-word review on the `best` model, 2 cores).
+  forward and backward pass over ATTRIBUTION_STEPS copies of the review (a 230-word review's
+  explanation takes about 20 ms on the `best` model, 2 cores).
 - `occlusion`, for any other model: each word's weight is what leaving it out changes; one
   forward pass over as many copies of the review as it has words.
 

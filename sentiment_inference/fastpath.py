@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-ATTRIBUTION_STEPS = 16  # integrated gradients' steps from the zero vectors to the review's
+ATTRIBUTION_STEPS = 8  # integrated gradients' steps from the zero vectors to the review's
 
 
 class Compiled(NamedTuple):
