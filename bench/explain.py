@@ -20,11 +20,12 @@ Cost, on test reviews of 210-250 words (IMDb's mean is about 230):
 (a) in-process `explain` time, p50/p95 after the scorer's warm-up (which compiles the padded
     widths explanations use, as a starting worker does; the first explanation's time is shown
     apart, to show that it compiles nothing);
-(b) through a running service (gunicorn web, Redis, SQLite, 1 worker process) left otherwise
-    idle: submit a review, wait until it is scored, POST its explanation and poll every 25 ms
-    until it is done; p50/p95 of POST -> done (target: p50 <= 1 s). First, one review of each
-    padded width, the first explanation of each: its time shows whether the worker's warm-up
-    left any to compile;
+(b) through a running service as `sentiment up` runs it (gunicorn web, Redis, SQLite, 1 scoring
+    worker, and the explainer: a worker of its own for explanations, at a lower CPU priority)
+    left otherwise idle: submit a review, wait until it is scored, POST its explanation and
+    poll every 25 ms until it is done; p50/p95 of POST -> done (target: p50 <= 1 s). First, one
+    review of each padded width, the first explanation of each: its time shows whether the
+    explainer's warm-up left any to compile;
 (c) the same service draining `--drain` test reviews submitted in requests of 20, alone and then
     while another thread requests explanations of already scored reviews (a new one each time)
     at 10 per second; scoring throughput with them over without (target: >= 0.8), in pairs run
@@ -315,9 +316,9 @@ def in_service(
     pool: list[str],
     pairs: int,
 ):
-    """Cost (b) and (c) on a service with 1 worker process, after its worker has explained a
-    review of each width (also returned)."""
-    service = Service(model, workers=1, batch=Settings().batch_size)
+    """Cost (b) and (c) on a service as `sentiment up` runs it (1 scoring worker, the explainer),
+    after the explainer has explained a review of each width (also returned)."""
+    service = Service(model, workers=1, batch=Settings().batch_size, explainer=True)
     try:
         cold = explanation_latency(service, widths)
         latency = explanation_latency(service, timed)
@@ -398,20 +399,20 @@ def main() -> None:
     widths = one_per_width(scorer.preprocessor, shuffled[args.drain + len(pool) :])
     cold, latency, drains, share = in_service(args.model, widths, timed, drained, pool, args.pairs)
     print(
-        f"| (b) service, 1 worker process: the first explanation of each of {len(widths)} "
+        f"| (b) service: the first explanation of each of {len(widths)} "
         f"padded widths | server-side at most {max(s for _, s, _ in cold) * 1000:,.0f} ms | |"
     )
     walls = [wall for wall, _, _ in latency]
     outcomes = ", ".join(f"{n} {o}" for o, n in Counter(o for _, _, o in latency).items())
     print(
-        f"| (b) service, 1 worker process, then: POST explanation -> seen done | {ms(walls)}; "
+        f"| (b) service, then: POST explanation -> seen done | {ms(walls)}; "
         f"server-side {ms([s for _, s, _ in latency])}; "
         f"{outcomes} | p50 <= 1 s |"
     )
     for k, ((alone, *_), (loaded, asked, done, wait)) in enumerate(drains, 1):
         ran_out = " (all the pool: it ran out)" if asked == share else ""
         print(
-            f"| (c) pair {k}, 1 worker process: drain of {len(drained):,} reviews alone, then "
+            f"| (c) pair {k}: drain of {len(drained):,} reviews alone, then "
             f"with explanations requested at {EXPLAIN_RATE:.0f}/s | {alone:,.0f} then "
             f"{loaded:,.0f} reviews/s = {loaded / alone:.2f}; {asked} explanations "
             f"requested{ran_out}, {done} done by the drain's end (request -> done: p50 "

@@ -31,9 +31,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sentiment_cli.main import EXPLAINER
 from sentiment_cli.processes import free_port, start_redis, stop
 from sentiment_core.db import Review, ReviewStatus, as_utc, make_engine, make_sessionmaker
 from sentiment_core.migrate import upgrade_database
+from sentiment_core.queue import MAINTENANCE_QUEUE, SCORING_QUEUE
 from sentiment_core.registry import register_version
 from sentiment_core.settings import Settings
 from trainer.data import load_dataset
@@ -103,7 +105,16 @@ class Service:
     """web (gunicorn) + Redis + N worker processes + a database (SQLite in a scratch folder, or
     an empty one at `database_url`)."""
 
-    def __init__(self, model_dir: Path, workers: int, batch: int, database_url: str = "") -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        workers: int,
+        batch: int,
+        database_url: str = "",
+        explainer: bool = False,
+    ) -> None:
+        """With `explainer`, as `sentiment up` runs it: the workers score, and a worker of its own
+        at a lower CPU priority explains."""
         self.var = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))
         self.settings = Settings(var_dir=self.var, database_url=database_url)
         upgrade_database(self.settings)
@@ -126,10 +137,14 @@ class Service:
         me = [sys.executable, "-m", "sentiment_cli.main"]
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
         self.processes = [redis_process]
-        self.processes += [
-            subprocess.Popen([*me, "worker", "--loglevel", "WARNING"], env=env, **quiet)
-            for _ in range(workers)
-        ]
+        worker = [*me, "worker", "--loglevel", "WARNING"]
+        if explainer:
+            worker += ["--queues", f"{SCORING_QUEUE},{MAINTENANCE_QUEUE}"]
+        self.processes += [subprocess.Popen(worker, env=env, **quiet) for _ in range(workers)]
+        if explainer:
+            self.processes.append(
+                subprocess.Popen([*me, *EXPLAINER, "--loglevel", "WARNING"], env=env, **quiet)
+            )
         self.processes.append(
             subprocess.Popen(
                 [*me, "web", "--port", str(self.port), "--workers", "2"], env=env, **quiet

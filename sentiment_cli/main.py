@@ -13,7 +13,12 @@ from pathlib import Path
 
 import click
 
-from sentiment_core.queue import WORKER_QUEUES
+from sentiment_core.queue import (
+    EXPLANATION_QUEUE,
+    MAINTENANCE_QUEUE,
+    SCORING_QUEUE,
+    WORKER_QUEUES,
+)
 from sentiment_core.settings import Settings, SettingsError
 from sentiment_inference.scoring import BRANCHES
 from trainer.model import DEFAULT_SEED, PRESETS
@@ -292,6 +297,11 @@ def service_settings() -> Settings:
     return settings
 
 
+# `sentiment up`'s explainer: a pool of its own for explanations, at a lower CPU priority, so
+# that explaining never takes the cores scoring needs.
+EXPLAINER = ("worker", "--queues", EXPLANATION_QUEUE, "--nice", "10")
+
+
 def share_metrics(settings: Settings) -> None:
     """Point prometheus_client at the machine's shared metrics folder; must run before it is
     imported."""
@@ -305,15 +315,22 @@ def share_metrics(settings: Settings) -> None:
     "--queues", default=",".join(WORKER_QUEUES), show_default=True,
     help="The queues to take work from, comma-separated (a pool of its own for explanations).",
 )  # fmt: skip
+@click.option(
+    "--nice", type=click.IntRange(0, 19), default=0, show_default=True,
+    help="Lower the pool's CPU priority by this much (an explainer pool yields to scoring).",
+)  # fmt: skip
 @click.option("--metrics-port", type=int, help="Also serve the pool's metrics on this port.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int, queues: str, metrics_port: int | None, loglevel: str) -> None:
+def worker(
+    concurrency: int, queues: str, nice: int, metrics_port: int | None, loglevel: str
+) -> None:
     """Score queued reviews in batches, and explain scores, with the active model."""
     names = [name.strip() for name in queues.split(",") if name.strip()]
     if not names or not set(names) <= set(WORKER_QUEUES):
         choices = ", ".join(WORKER_QUEUES)
         raise click.BadParameter(f"name one or more of {choices}", param_hint="--queues")
     settings = service_settings()
+    os.nice(nice)  # before the pool forks and TensorFlow starts its threads: they all inherit it
     from worker.app import run_worker
 
     run_worker(
@@ -426,7 +443,9 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
             if subprocess.run(command, env=env).returncode != 0:
                 raise click.ClickException("training the first model failed")
         me = [sys.executable, "-m", "sentiment_cli.main"]
-        children += [subprocess.Popen([*me, "worker"], env=env) for _ in range(workers)]
+        scoring = [*me, "worker", "--queues", f"{SCORING_QUEUE},{MAINTENANCE_QUEUE}"]
+        children += [subprocess.Popen(scoring, env=env) for _ in range(workers)]
+        children.append(subprocess.Popen([*me, *EXPLAINER], env=env))
         children += [subprocess.Popen([*me, service], env=env) for service in ("trainer", "beat")]
         children.append(
             subprocess.Popen([*me, "web", "--host", host, "--port", str(port)], env=env)

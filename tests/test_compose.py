@@ -44,12 +44,13 @@ def resolve(command: list[str]) -> click.Command:
 
 def test_the_services_are_the_ones_the_project_runs() -> None:
     assert set(SERVICES) == {
-        "redis", "postgres", "migrate", "web", "worker", "worker-gpu", "beat", "trainer",
+        "redis", "postgres", "migrate", "web", "worker", "explainer", "worker-gpu", "beat",
+        "trainer",
     }  # fmt: skip
     assert {SERVICES[name]["image"] for name in APP_SERVICES} == {
         "sentiment-service:latest", "sentiment-service:gpu",
     }  # fmt: skip
-    for name in ("redis", "postgres", "web", "worker"):
+    for name in ("redis", "postgres", "web", "worker", "explainer"):
         assert SERVICES[name]["healthcheck"]["test"], name
     assert "--appendonly" in SERVICES["redis"]["command"]
     devices = SERVICES["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
@@ -62,8 +63,8 @@ def test_the_services_are_the_ones_the_project_runs() -> None:
 def test_every_command_is_a_cli_command(monkeypatch) -> None:
     commands = {name: resolve(SERVICES[name]["command"]).name for name in APP_SERVICES}
     assert commands == {
-        "migrate": "upgrade", "web": "web", "worker": "worker", "worker-gpu": "worker",
-        "beat": "beat", "trainer": "trainer",
+        "migrate": "upgrade", "web": "web", "worker": "worker", "explainer": "worker",
+        "worker-gpu": "worker", "beat": "beat", "trainer": "trainer",
     }  # fmt: skip
 
 
@@ -110,6 +111,8 @@ def test_the_compose_commands_serve_reviews_on_local_servers(
     def run(name: str) -> subprocess.Popen:
         command = [sys.executable, "-m", "sentiment_cli.main", *SERVICES[name]["command"][1:]]
         command = [str(port) if arg == "8000" else arg for arg in command]
+        # Each container has its own metrics port 9100; here they share one host.
+        command = [str(free_port()) if arg == "9100" else arg for arg in command]
         command = ["127.0.0.1" if arg == "0.0.0.0" else arg for arg in command]
         with (tmp_path / f"{name}.log").open("w") as log:
             return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -118,7 +121,8 @@ def test_the_compose_commands_serve_reviews_on_local_servers(
     assert migrate.wait(60) == 0, (tmp_path / "migrate.log").read_text()
     add_model(replace(settings, database_url=postgres_server.url, model_dir=tmp_path / "models"),
               tiny_artifact)  # fmt: skip
-    services = [run(name) for name in ("worker", "beat", "trainer", "web")]
+    names = ("worker", "explainer", "beat", "trainer", "web")
+    services = [run(name) for name in names]
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -132,9 +136,16 @@ def test_the_compose_commands_serve_reviews_on_local_servers(
         _, body = call(f"{base}/api/v1/reviews", {"text": "a wonderful film, I loved it"})
         result = wait_for_results(base, [body["id"]])[body["id"]]
         assert result["status"] == "done" and result["sentiment"] == "positive"
+        explanation = f"{base}/api/v1/reviews/{body['id']}/explanation"
+        assert call(explanation, {})[0] == 202
+        deadline = time.monotonic() + 60
+        while (explained := call(explanation)[1])["status"] == "queued":
+            assert time.monotonic() < deadline, (tmp_path / "explainer.log").read_text()
+            time.sleep(0.2)
+        assert explained["status"] == "done", explained
         assert call(f"{base}/readyz")[1]["ready"] is True
         assert all(service.poll() is None for service in services)
     finally:
         stop(services)
-        for name in ("migrate", "worker", "beat", "trainer", "web"):
+        for name in ("migrate", *names):
             print(f"--- {name} ---\n" + (tmp_path / f"{name}.log").read_text())
