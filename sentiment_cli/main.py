@@ -299,7 +299,7 @@ def service_settings() -> Settings:
 
 # `sentiment up`'s explainer: a pool of its own for explanations, at a lower CPU priority, so
 # that explaining never takes the cores scoring needs.
-EXPLAINER = ("worker", "--queues", EXPLANATION_QUEUE, "--nice", "10")
+EXPLAINER = ("worker", "--queues", EXPLANATION_QUEUE, "--nice", "19")
 
 
 def share_metrics(settings: Settings) -> None:
