@@ -48,11 +48,15 @@ def explain(scorer: Scorer, text: str) -> Explanation:
     """Each word of `text` with its weight in `scorer`'s score, and the running score."""
     preprocessor = scorer.preprocessor
     spans = token_spans(text)
-    ids = [preprocessor.index_of(word) for word, _, _ in spans]
-    seen = [k for k, i in enumerate(ids) if i is not None][-preprocessor.max_len :]
-    window = [ids[k] for k in seen]
+    known = {
+        k: i
+        for k, (word, _, _) in enumerate(spans)
+        if (i := preprocessor.index_of(word)) is not None
+    }
+    seen = list(known)[-preprocessor.max_len :]  # the positions of the words the model reads
+    window = [known[k] for k in seen]
     ends = [k for k in range(len(spans)) if k == len(spans) - 1 or ends_sentence(text, spans, k)]
-    prefixes = [[ids[k] for k in seen if k <= end] for end in ends]
+    prefixes = [[known[k] for k in seen if k <= end] for end in ends]
     rows = prefixes or [window]  # the last prefix is the whole review
     if scorer.attribute is not None:
         method, weights = "integrated-gradients", attributions(scorer, window)
