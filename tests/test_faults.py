@@ -157,7 +157,9 @@ def test_killing_a_worker_mid_run_loses_and_repeats_nothing(deployment) -> None:
     deployment.start("sentiment_cli.main", "beat")
     deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == 2000)
     assert deployment.counts() == {ReviewStatus.done: 2000}
-    assert deployment.results_written() == 2000  # each review's result written exactly once
+    # Each result written once: never more. The killed worker may have died between a commit
+    # and counting it, so the count may miss its last batch (one submission, 10 reviews).
+    assert 2000 - 10 <= deployment.results_written() <= 2000
 
 
 def test_redis_restarted_empty_mid_run_loses_no_accepted_review(deployment) -> None:
@@ -208,7 +210,8 @@ def test_explanations_survive_a_killed_worker_and_redis_restarted_empty(deployme
         rows = session.execute(select(Explanation.status, Explanation.tokens)).all()
     assert {status for status, _ in rows} == {ExplanationStatus.done} and len(rows) == len(ids)
     assert all(tokens for _, tokens in rows)
-    assert deployment.metric("sentiment_explanations_total") == len(ids)  # each written once
+    # Each written once (the killed worker may have died between a commit and counting it).
+    assert len(ids) - 1 <= deployment.metric("sentiment_explanations_total") <= len(ids)
 
 
 def post(url: str, payload: dict) -> tuple[int, dict]:
