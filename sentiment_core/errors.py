@@ -8,11 +8,12 @@ from __future__ import annotations
 
 
 class OperationError(Exception):
-    """A request the service refuses: a stable code for programs and a message for people."""
+    """A request the service refuses: a stable code for programs and a message for people, and
+    for a refusal that will pass, the seconds after which a retry may succeed."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.retry_after_s = code, message, retry_after_s
 
 
 class Invalid(OperationError):
@@ -36,4 +37,5 @@ class Conflict(OperationError):
 
 
 class Unavailable(OperationError):
-    """Something the operation needs is missing for now: a model, the queue."""
+    """Something the operation needs is missing for now: a model, the queue, room in the
+    backlog."""

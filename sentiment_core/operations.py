@@ -21,6 +21,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sentiment_core.backlog import Backlog
 from sentiment_core.db import (
     Explanation,
     ExplanationStatus,
@@ -82,6 +83,7 @@ def submit_reviews(
     *,
     sessions: sessionmaker[Session],
     celery: Celery,
+    backlog: Backlog,
     texts: list[str],
     idempotency_key: str | None = None,
 ) -> Submission:
@@ -90,7 +92,8 @@ def submit_reviews(
     Reviews are committed before they are enqueued, so a worker always finds its row. If the
     broker refuses them they are marked failed with the reason, the key is released so a retry
     can succeed, and the caller gets Unavailable. A key seen before returns the earlier
-    submission.
+    submission, even while the backlog is full; a submission the backlog has no room for is
+    refused whole before anything (its key included) is stored.
     """
     digest = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
     with sessions() as session:
@@ -98,6 +101,7 @@ def submit_reviews(
             return earlier
         if active_version(session) is None:
             raise Unavailable("no_model", "no model is active yet; try again shortly")
+        backlog.admit(session, len(texts))
         submission = uuid.uuid4().hex
         reviews = [Review(text=t, status=ReviewStatus.queued, submission=submission) for t in texts]
         session.add_all(reviews)

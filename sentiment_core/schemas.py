@@ -182,6 +182,19 @@ class Latency(Schema):
     p95 = fields.Float(allow_none=True)
 
 
+class BacklogStats(Schema):
+    reviews = fields.Integer(required=True, metadata={"description": "Queued or scoring"})
+    seconds = fields.Float(
+        allow_none=True,
+        metadata={"description": "The reviews' scoring time at the window's rate; null: no rate"},
+    )
+    limit = fields.Integer(required=True, metadata={"description": "MAX_BACKLOG; 0: no limit"})
+    refused = fields.Integer(
+        required=True,
+        metadata={"description": "Submissions this machine's web refused: the backlog was full"},
+    )
+
+
 class FeedbackCounts(Schema):
     total = fields.Integer(required=True)
     right = fields.Integer(required=True)
@@ -201,6 +214,7 @@ class Stats(Schema):
     scored_per_minute = fields.Float()
     average_batch_size = fields.Float(allow_none=True)
     latency_seconds = fields.Nested(Latency)
+    backlog = fields.Nested(BacklogStats, required=True)
     feedback = fields.Nested(FeedbackCounts, required=True)
     active_model = fields.Nested(ActiveModelStats)
 

@@ -69,6 +69,10 @@ class Settings:
     feedback_rate_limit: str = setting("FEEDBACK_RATE_LIMIT", "60/minute")  # per client
     # where rate-limit counters live; empty: the broker's Redis
     ratelimit_storage_url: str = setting("RATELIMIT_STORAGE_URL", "")
+    # Reviews that may wait to be scored (queued or scoring); a submission that would take them
+    # past it is refused with 503 and Retry-After; 0: no limit. About 15 s of scoring for one
+    # worker at the ~700 reviews/s BENCHMARKS.md measured on batched submissions.
+    max_backlog: int = setting("MAX_BACKLOG", 10_000, NOT_NEGATIVE)
     # trusted reverse proxies in front of the web, for the client's address
     proxy_hops: int = setting("PROXY_HOPS", 0, NOT_NEGATIVE)
     # how often the scheduler checks whether to retrain

@@ -108,7 +108,17 @@ def create_reviews():
         "413": {$ref: "#/components/responses/Error"}
         "422": {$ref: "#/components/responses/Error"}
         "429": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+        "503":
+          description: >-
+            Not now: no active model, the queue or database down, or (code overloaded) the
+            backlog too full to take these reviews; nothing was stored
+          headers:
+            Retry-After:
+              description: When the backlog was full, the seconds its workers need to make room
+              schema: {type: integer, minimum: 1}
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Error"}
     """
     key = check_idempotency_key(request.headers.get("Idempotency-Key"))
     payload = json_body()
@@ -123,7 +133,11 @@ def create_reviews():
         texts = clean_texts([item.get("text") for item in items])
     services = get_services()
     submission = submit_reviews(
-        sessions=services.sessions, celery=services.celery, texts=texts, idempotency_key=key
+        sessions=services.sessions,
+        celery=services.celery,
+        backlog=services.backlog,
+        texts=texts,
+        idempotency_key=key,
     )
     ids = submission.review_ids
     urls = [url_for("api.show_review", review_id=i) for i in ids]

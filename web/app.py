@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
+from sentiment_core.backlog import Backlog
 from sentiment_core.db import make_engine, make_sessionmaker
 from sentiment_core.errors import OperationError
 from sentiment_core.queue import create_celery
@@ -23,9 +24,9 @@ from sentiment_core.schemas import Error
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
 from web.api import api
 from web.encoding import check_form_encoding
-from web.errors import status_of
+from web.errors import hold_retry_after, send_retry_after, status_of
 from web.limits import init_limits
-from web.metrics import metrics
+from web.metrics import SUBMISSIONS_REFUSED, metrics
 from web.openapi import build_openapi
 from web.pages import pages
 from web.services import Services, attach_services
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.before_request(check_form_encoding)  # before CSRF's hook, which reads the form
     CSRFProtect(app).exempt(api)
+    # Registered first, so Flask runs it last: after the limiter's, whose Retry-After it replaces.
+    app.after_request(send_retry_after)
     init_limits(app, settings)
     app.url_map.converters["version"] = VersionConverter
     app.register_blueprint(api)
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         sessions=make_sessionmaker(make_engine(settings.database_url)),
         celery=create_celery(settings),
         redis=redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2),
+        backlog=Backlog(settings.max_backlog, on_refused=SUBMISSIONS_REFUSED.inc),
         openapi=build_openapi(app),
     )
     attach_services(app, services)
@@ -91,6 +95,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationError)
     def refused(exc: OperationError):
+        hold_retry_after(exc)
         return respond(status_of(exc), exc.code, exc.message)
 
     @app.errorhandler(CSRFError)

@@ -2,11 +2,14 @@
 
 Operations (sentiment_core/operations.py) refuse with an `OperationError` whose class says what
 kind of refusal it is; STATUSES gives each kind its status, and web/app.py's error handler
-answers every refusal with it. The two refusals only HTTP has, about the admin token, are the
-web's own kinds beside them.
+answers every refusal with it (the pages' forms with their own message), and with the wait
+before a retry when the refusal has one. The two refusals only HTTP has, about the admin token,
+are the web's own kinds beside them.
 """
 
 from __future__ import annotations
+
+from flask import Response, g
 
 from sentiment_core.errors import (
     Conflict,
@@ -45,3 +48,17 @@ def status_of(error: OperationError) -> int:
         if kind in STATUSES:
             return STATUSES[kind]
     raise TypeError(f"{type(error).__name__} has no HTTP status")
+
+
+def hold_retry_after(error: OperationError) -> None:
+    """Keep the refusal's wait, when it has one, for `send_retry_after` to answer with."""
+    if error.retry_after_s is not None:
+        g.retry_after_s = error.retry_after_s
+
+
+def send_retry_after(response: Response) -> Response:
+    """Retry-After, in seconds, as the request's refusal gave it. The app runs this hook after
+    Flask-Limiter's, which sets every response's Retry-After to its rate window's reset."""
+    if "retry_after_s" in g:
+        response.headers["Retry-After"] = str(g.retry_after_s)
+    return response

@@ -40,7 +40,7 @@ from sentiment_core.operations import (
 from sentiment_core.registry import get_version, list_versions, previous_version
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 from web.admin import check_admin
-from web.errors import status_of
+from web.errors import hold_retry_after, status_of
 from web.limits import client_id, feedback_limit, submit_limit
 from web.services import get_services
 from web.stats import collect_stats
@@ -58,16 +58,20 @@ RUNS_SHOWN = 20  # retraining runs listed on the models page
 OPPOSITE = {Sentiment.positive: Sentiment.negative, Sentiment.negative: Sentiment.positive}
 
 
-def submit_form(message: str | None = None, status: int = 200, **fields: str):
+def submit_form(refusal: OperationError | None = None, **fields: str):
+    """The submission page, with the refusal of what was sent, and what was sent to correct."""
     page = render_template(
         "index.html",
         max_chars=MAX_REVIEW_CHARS,
         max_reviews=MAX_BATCH_REVIEWS,
         text=fields.get("text", ""),
         lines=fields.get("lines", ""),
-        message=message,
+        message=refusal.message if refusal else None,
     )
-    return page, status
+    if refusal is None:
+        return page
+    hold_retry_after(refusal)
+    return page, status_of(refusal)
 
 
 @pages.get("/")
@@ -82,9 +86,14 @@ def submit():
     services = get_services()
     try:
         texts = [clean_text(raw, where="The review")]
-        submission = submit_reviews(sessions=services.sessions, celery=services.celery, texts=texts)
+        submission = submit_reviews(
+            sessions=services.sessions,
+            celery=services.celery,
+            backlog=services.backlog,
+            texts=texts,
+        )
     except OperationError as exc:
-        return submit_form(exc.message, status_of(exc), text=raw)
+        return submit_form(exc, text=raw)
     return redirect(url_for("pages.show", review_id=submission.review_ids[0]), code=303)
 
 
@@ -100,10 +109,13 @@ def submit_many():
             texts += texts_from_file(upload.filename, upload.read())
         cleaned = clean_texts(texts, where="Reviews")
         submission = submit_reviews(
-            sessions=services.sessions, celery=services.celery, texts=cleaned
+            sessions=services.sessions,
+            celery=services.celery,
+            backlog=services.backlog,
+            texts=cleaned,
         )
     except OperationError as exc:
-        return submit_form(exc.message, status_of(exc), lines=pasted)
+        return submit_form(exc, lines=pasted)
     flash(f"{len(submission.review_ids)} reviews queued.")
     return redirect(url_for("pages.history", submission=submission.id), code=303)
 

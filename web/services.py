@@ -1,5 +1,5 @@
-"""What every request works with (settings, database, queue, broker, API document), stored once
-on the Flask app and read back typed."""
+"""What every request works with (settings, database, queue, broker, the process's count of the
+backlog, API document), stored once on the Flask app and read back typed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from sentiment_core.backlog import Backlog
 from sentiment_core.settings import Settings
 
 EXTENSION = "sentiment"  # the key in app.extensions
@@ -21,6 +22,7 @@ class Services:
     sessions: sessionmaker[Session]
     celery: Celery
     redis: Redis
+    backlog: Backlog
     openapi: dict
 
 

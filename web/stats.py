@@ -1,4 +1,5 @@
-"""The dashboard's figures, read from the database (the source of truth) and the queue."""
+"""The dashboard's figures, read from the database (the source of truth), the queue and the
+web's shared metrics."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from sentiment_core.backlog import WAITING
 from sentiment_core.db import Feedback, Review, ReviewStatus, as_utc, utcnow
 from sentiment_core.queue import SCORING_QUEUE
 from sentiment_core.registry import active_version
+from web.metrics import submissions_refused
 from web.services import get_services
 
 WINDOW_MINUTES = 10  # throughput and latency are over the reviews scored this recently
@@ -30,7 +33,8 @@ def queue_depth() -> int | None:
 
 def collect_stats() -> dict:
     since = utcnow() - timedelta(minutes=WINDOW_MINUTES)
-    with get_services().sessions() as session:
+    services = get_services()
+    with services.sessions() as session:
         by_status = dict(
             session.execute(select(Review.status, func.count()).group_by(Review.status)).all()
         )
@@ -59,6 +63,7 @@ def collect_stats() -> dict:
     latencies = sorted(
         (as_utc(done) - as_utc(created)).total_seconds() for created, done in times if done
     )
+    waiting = sum(by_status.get(status, 0) for status in WAITING)
     return {
         "queue_depth": queue_depth(),
         "reviews": {status.value: by_status.get(status, 0) for status in ReviewStatus},
@@ -69,6 +74,12 @@ def collect_stats() -> dict:
             "mean": sum(latencies) / len(latencies) if latencies else None,
             "p50": percentile(latencies, 0.50),
             "p95": percentile(latencies, 0.95),
+        },
+        "backlog": {
+            "reviews": waiting,
+            "seconds": waiting / scored * WINDOW_MINUTES * 60 if scored else None,
+            "limit": services.settings.max_backlog,
+            "refused": submissions_refused(),
         },
         "feedback": {"total": right + wrong, "right": right, "wrong": wrong},
         "active_model": {

@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
+from sentiment_core.backlog import Backlog
 from sentiment_core.db import Review, ReviewStatus, Sentiment
 from sentiment_core.errors import Conflict, NotFound, Unavailable
 from sentiment_core.operations import (
@@ -19,6 +20,10 @@ def celery(settings, fake_redis):
     return create_celery(settings)
 
 
+def unlimited() -> Backlog:
+    return Backlog(0, on_refused=lambda: pytest.fail("refused without a limit"))
+
+
 def stored_reviews(sessions) -> int:
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(Review))
@@ -26,14 +31,16 @@ def stored_reviews(sessions) -> int:
 
 def test_submitting_without_an_active_model_is_unavailable(sessions, celery, fake_redis) -> None:
     with pytest.raises(Unavailable) as refused:
-        submit_reviews(sessions=sessions, celery=celery, texts=["a fine film"])
+        submit_reviews(sessions=sessions, celery=celery, backlog=unlimited(), texts=["a fine film"])
     assert refused.value.code == "no_model"
     assert stored_reviews(sessions) == 0
     assert fake_redis.llen(SCORING_QUEUE) == 0
 
 
 def test_submitting_stores_then_enqueues(sessions, celery, fake_redis, tiny_model) -> None:
-    submission = submit_reviews(sessions=sessions, celery=celery, texts=["good", "bad"])
+    submission = submit_reviews(
+        sessions=sessions, celery=celery, backlog=unlimited(), texts=["good", "bad"]
+    )
     assert len(submission.review_ids) == 2 and not submission.replayed
     assert stored_reviews(sessions) == 2
     assert fake_redis.llen(SCORING_QUEUE) == 1  # one message for the whole submission

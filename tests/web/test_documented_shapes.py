@@ -3,9 +3,12 @@ review, a submission, feedback, model versions and a finished retraining run. Th
 declared once (sentiment_core/schemas.py); this checks that what the API sends is what its
 document says, field by field, as schemathesis validates a response."""
 
-import pytest
-from schemathesis.checks import positive_data_acceptance
+from dataclasses import replace
 
+import pytest
+from schemathesis.checks import not_a_server_error, positive_data_acceptance
+
+from sentiment_core.backlog import RATE_WINDOW_S
 from sentiment_core.db import (
     Explanation,
     ExplanationStatus,
@@ -98,3 +101,23 @@ def test_real_responses_match_their_documented_shapes(filled_app) -> None:
     run = schema["/api/v1/training-runs"]["GET"].Case().call(app=app).json()["items"][0]
     # Every field of the run was checked with a value, but the error a promoted run has not.
     assert [name for name, value in run.items() if value is None] == ["error"]
+
+
+def test_a_submission_shed_for_a_full_backlog_answers_as_documented(
+    settings, make_app, tiny_model, sessions
+) -> None:
+    app = make_app(replace(settings, max_backlog=1))
+    with sessions() as session:
+        session.add(Review(text="waiting", status=ReviewStatus.queued))
+        session.commit()
+    case = schema["/api/v1/reviews"]["POST"].Case(body={"text": "A fine film."})
+    response = case.call(app=app)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == [str(RATE_WINDOW_S)]  # nothing scored lately
+    case.validate_response(
+        response,
+        excluded_checks=[positive_data_acceptance, not_a_server_error],  # a 503 on purpose
+        transport_kwargs={"app": app},
+    )
+    documented = schema.raw_schema["paths"]["/api/v1/reviews"]["post"]["responses"]["503"]
+    assert documented["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
