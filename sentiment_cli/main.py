@@ -26,6 +26,11 @@ from trainer.pretrain import PretrainConfig
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, not errors
 
+# Threads per gunicorn worker process. A request waiting for a result (`?wait=`, up to 30 s, or a
+# submission's event stream) holds one, idle and with no database connection, so a process serves
+# a few dozen waiting clients and its ordinary requests at once; those share SQLAlchemy's pool (5
+# connections, 10 more on demand). A thread costs its stack, reserved but mostly untouched.
+WEB_THREADS = 32
 QUICK_SAMPLES = 8000  # reviews for `up --quick`: a usable first model in about a minute
 
 
@@ -265,9 +270,16 @@ def models_rollback() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=WEB_THREADS,
+    show_default=True,
+    help="Threads per worker process: the requests each one serves at once.",
+)
 @click.option("--debug", is_flag=True, help="Flask's development server with reloading.")
-def web(host: str, port: int, workers: int, debug: bool) -> None:
-    """Serve the web pages and the JSON API (gunicorn)."""
+def web(host: str, port: int, workers: int, threads: int, debug: bool) -> None:
+    """Serve the web pages and the JSON API (gunicorn, threaded workers)."""
     settings = service_settings()
     if not (settings.secret_key or debug):
         raise click.ClickException("SECRET_KEY is not set: every web process signs forms with it")
@@ -282,6 +294,8 @@ def web(host: str, port: int, workers: int, debug: bool) -> None:
             sys.executable, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
             "--workers", str(workers),
+            "--worker-class", "gthread",
+            "--threads", str(threads),
             "--access-logfile", "-",
             "web.app:create_app()",
         ],

@@ -18,6 +18,12 @@ MAX_PAGE = 1_000_000  # far past any real history, and keeps the row offset in a
 DIGITS = re.compile("[0-9]{1,9}")  # a page number or size as sent; longer is out of range anyway
 MAX_ID = 2**31 - 1  # the largest id an Integer column holds (PostgreSQL's is 32-bit)
 MAX_SUBMISSION = 32  # characters in a submission id: a UUID's hex digits
+# The longest a request may wait for a result, in seconds: well inside the 60 s after which
+# common proxies drop an idle request.
+MAX_WAIT_S = 30
+# A wait as sent: a decimal number, as JSON writes one (float() would also take "nan", signs,
+# spaces, underscores and other scripts' digits).
+NUMBER = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?")
 # Characters that show nothing: whitespace, controls and zero-width or direction marks. A review
 # needs one character outside them. Spelled so that Python's and JSON Schema's regexes agree.
 INVISIBLE = r"\s\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
@@ -98,3 +104,14 @@ def parse_submission(value: str | None) -> str | None:
         message = f"submission is an id of at most {MAX_SUBMISSION} characters"
         raise Invalid("invalid_parameter", message)
     return value or None
+
+
+def parse_wait(value: str | None) -> float:
+    """Seconds to wait for a result, from 0 to MAX_WAIT_S; 0 when absent."""
+    if value is None:
+        return 0.0
+    seconds = float(value) if NUMBER.fullmatch(value) else -1.0
+    if not 0 <= seconds <= MAX_WAIT_S:
+        message = f"wait must be a number of seconds from 0 to {MAX_WAIT_S}"
+        raise Invalid("invalid_parameter", message)
+    return seconds

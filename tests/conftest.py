@@ -76,10 +76,13 @@ def fake_redis(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeRedis:
 
 
 def close_database(app: Flask) -> None:
-    """Close the app's pooled database connections, as the end of its process would."""
+    """Close the app's pooled database connections and stop its listener, as the end of its
+    process would."""
     from web.services import get_services
 
-    with get_services(app).sessions() as session:
+    services = get_services(app)
+    services.announcements.stop()
+    with services.sessions() as session:
         session.get_bind().dispose()
 
 
@@ -88,13 +91,16 @@ def make_app(fake_redis: fakeredis.FakeRedis) -> Iterator[Callable[[Settings], F
     """Builds apps on the fake broker, and closes their database connections afterwards."""
     from web.app import create_app
     from web.services import get_services
+    from web.waiting import Announcements
 
     apps: list[Flask] = []
 
     def make(settings: Settings) -> Flask:
         app = create_app(settings)
         app.config["TESTING"] = True
-        get_services(app).redis = fake_redis
+        services = get_services(app)
+        services.redis = fake_redis
+        services.announcements = Announcements(fake_redis)
         apps.append(app)
         return app
 

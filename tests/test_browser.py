@@ -90,6 +90,13 @@ def feedback_rows(settings) -> list[tuple[int, str]]:
     return rows
 
 
+def fetched(browser) -> list[str]:
+    """The URLs the page has requested since it loaded."""
+    return browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+
+
 def test_the_result_appears_without_a_reload_and_wrong_is_recorded(service, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -98,13 +105,11 @@ def test_the_result_appears_without_a_reload_and_wrong_is_recorded(service, brow
     settings, base = service
     review_id = submit_in_form(browser, base, POSITIVE[0])
     browser.execute_script("window.sameDocument = true")
-    # The worker is still starting, so the page was rendered "queued": only polling can finish it.
+    # The worker is still starting, so the page was rendered "queued": only waiting on the API
+    # (a long poll) can finish it.
     WebDriverWait(browser, 120).until(ec.text_to_be_present_in_element((By.ID, "status"), "done"))
     assert browser.execute_script("return window.sameDocument") is True
-    polled = browser.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)"
-    )
-    assert f"{base}/api/v1/reviews/{review_id}" in polled
+    assert f"{base}/api/v1/reviews/{review_id}?wait=25" in fetched(browser)
     assert browser.find_element(By.ID, "sentiment").text == "positive"
     width = browser.find_element(By.ID, "bar").value_of_css_property("width")
     assert float(width.removesuffix("px")) > 0
@@ -113,6 +118,30 @@ def test_the_result_appears_without_a_reload_and_wrong_is_recorded(service, brow
     WebDriverWait(browser, 15).until(ec.presence_of_element_located((By.ID, "your-label")))
     assert "recorded that this review is negative" in browser.page_source
     assert feedback_rows(settings) == [(review_id, "negative")]
+
+
+def test_a_submissions_history_fills_in_from_its_event_stream(service, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, base = service
+    browser.get(f"{base}/")
+    browser.find_element(By.ID, "lines").send_keys("\n".join([POSITIVE[0], NEGATIVE[0]]))
+    browser.find_element(By.CSS_SELECTOR, "form[action='/reviews/batch'] button").click()
+    WebDriverWait(browser, 15).until(lambda b: "/history?submission=" in b.current_url)
+    submission = browser.current_url.rsplit("=", 1)[1]
+    browser.execute_script("window.sameDocument = true")
+    statuses = (
+        "return [...document.querySelectorAll('#reviews td:nth-child(3)')].map(c => c.textContent)"
+    )
+    # Rendered "queued" while the worker starts: only the event stream can fill the rows in.
+    WebDriverWait(browser, 120).until(lambda b: b.execute_script(statuses) == ["done", "done"])
+    assert browser.execute_script("return window.sameDocument") is True
+    assert f"{base}/api/v1/submissions/{submission}/events" in fetched(browser)
+    sentiments = [
+        td.text for td in browser.find_elements(By.CSS_SELECTOR, "#reviews td:nth-child(4)")
+    ]
+    assert sentiments == ["negative", "positive"]  # newest first
 
 
 def test_a_script_in_a_review_is_shown_as_text(service, browser) -> None:

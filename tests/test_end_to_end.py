@@ -21,10 +21,10 @@ from tests.factories import NEGATIVE, POSITIVE
 pytestmark = pytest.mark.integration
 
 
-def call(url: str, payload: dict | None = None) -> tuple[int, dict]:
+def call(url: str, payload: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status, json.loads(response.read())
 
 
@@ -120,6 +120,70 @@ def test_a_new_active_version_takes_over_without_losing_reviews(
     half = len(rows) // 2
     assert [r.model_version for r in rows] == [tiny_model] * half + [second] * half
     assert all(r.status.value == "done" and r.attempts == 1 for r in rows)
+
+
+def add_queued(settings, texts: list[str], submission: str) -> list[int]:
+    """Reviews stored as queued, their messages not sent yet."""
+    from sentiment_core.db import Review, make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = [Review(text=text, submission=submission) for text in texts]
+        session.add_all(rows)
+        session.commit()
+        ids = [row.id for row in rows]
+    engine.dispose()
+    return ids
+
+
+def test_results_are_pushed_as_the_worker_finishes_them(service) -> None:
+    from sentiment_core.queue import create_celery, enqueue_reviews
+
+    settings, base = service
+    _, first = call(f"{base}/api/v1/reviews", {"text": POSITIVE[0]})
+    wait_for_results(base, [first["id"]])  # the worker is up
+    celery = create_celery(settings)
+
+    # A long poll that starts before the review is even sent to the worker.
+    (review_id,) = add_queued(settings, [POSITIVE[1]], "1" * 32)
+    answered: list[tuple[dict, float]] = []
+    started = time.monotonic()
+    waiting = threading.Thread(
+        target=lambda: answered.append(
+            (call(f"{base}/api/v1/reviews/{review_id}?wait=30", timeout=40)[1], time.monotonic())
+        )
+    )
+    waiting.start()
+    time.sleep(0.5)
+    assert waiting.is_alive()
+    enqueue_reviews(celery, [review_id])
+    waiting.join(40)
+    ((review, at),) = answered
+    assert review["status"] == "done" and review["sentiment"] == "positive"
+    assert at - started < 15  # the worker's announcement, not the 30 s deadline
+
+    # A submission's event stream, opened before its reviews are sent.
+    ids = add_queued(settings, NEGATIVE[:3], "2" * 32)
+    events: list[dict] = []
+
+    def follow() -> None:
+        url = f"{base}/api/v1/submissions/{'2' * 32}/events"
+        with urllib.request.urlopen(url, timeout=40) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            for line in response:  # until the server ends the stream
+                if line.startswith(b"data: "):
+                    events.append(json.loads(line.removeprefix(b"data: ")))
+
+    stream = threading.Thread(target=follow)
+    stream.start()
+    time.sleep(0.5)
+    sent = time.monotonic()
+    enqueue_reviews(celery, ids)
+    stream.join(40)
+    assert not stream.is_alive()  # closed after the last review
+    assert time.monotonic() - sent < 10  # on the announcement, not the 15 s re-check
+    assert sorted(event["id"] for event in events) == ids
+    assert {(event["status"], event["sentiment"]) for event in events} == {("done", "negative")}
 
 
 def port_open(port: int) -> bool:

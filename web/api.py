@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select, text
 
 from sentiment_core.db import (
@@ -17,6 +17,7 @@ from sentiment_core.db import (
     TrainingRun,
 )
 from sentiment_core.errors import Invalid, NotFound, Unacceptable
+from sentiment_core.finished import submission_statuses
 from sentiment_core.inputs import (
     check_idempotency_key,
     clean_text,
@@ -24,11 +25,11 @@ from sentiment_core.inputs import (
     parse_choice,
     parse_page,
     parse_submission,
+    parse_wait,
 )
 from sentiment_core.operations import (
     activate_model,
     find_explanation,
-    find_review,
     list_reviews,
     paginate,
     record_feedback,
@@ -56,6 +57,7 @@ from web.admin import bearer_token, check_admin
 from web.limits import client_id, explain_limit, feedback_limit, submit_limit
 from web.services import get_services
 from web.stats import collect_stats
+from web.waiting import submission_events, wait_for_review
 
 api = Blueprint("api", __name__)
 
@@ -191,18 +193,56 @@ def show_review(review_id: int):
       summary: One review and, once scored, its sentiment
       parameters:
         - review_id
+        - wait
       responses:
         "200":
           description: The review
           content:
             application/json:
               schema: {$ref: "#/components/schemas/ReviewPublic"}
+        "400": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
     """
-    review = find_review(sessions=get_services().sessions, review_id=review_id)
+    wait_s = parse_wait(request.args.get("wait"))
+    services = get_services()
+    review = wait_for_review(services.announcements, services.sessions, review_id, wait_s)
     if review is None:
         raise NotFound("not_found", f"no review {review_id}")
     return jsonify(ReviewPublic().dump(review))
+
+
+@api.get("/api/v1/submissions/<submission>/events")
+def stream_submission(submission: str):
+    """
+    ---
+    get:
+      summary: Server-sent events of a submission's reviews as each is finished (done or
+        failed), those finished already first; the stream ends after the last
+      parameters:
+        - submission
+      responses:
+        "200":
+          description: One event per review; comment lines keep a quiet stream open
+          content:
+            text/event-stream:
+              schema:
+                type: object
+                required: [data]
+                properties:
+                  data:
+                    type: string
+                    description: The review as JSON, as GET /api/v1/reviews/{review_id}
+                      answers it (ReviewPublic)
+                  event: {type: string, enum: [message]}
+        "404": {$ref: "#/components/responses/Error"}
+    """
+    services = get_services()
+    if not submission_statuses(sessions=services.sessions, submission=submission):
+        raise NotFound("not_found", f"no submission {submission}")
+    events = submission_events(services.announcements, services.sessions, submission)
+    # No caching, and no buffering by a proxy such as nginx: each event goes out when it is made.
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(events, mimetype="text/event-stream", headers=headers)
 
 
 @api.post("/api/v1/reviews/<int:review_id>/feedback")

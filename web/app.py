@@ -30,6 +30,7 @@ from web.metrics import SUBMISSIONS_REFUSED, metrics
 from web.openapi import build_openapi
 from web.pages import pages
 from web.services import Services, attach_services
+from web.waiting import Announcements
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         celery=create_celery(settings),
         redis=redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2),
         backlog=Backlog(settings.max_backlog, on_refused=SUBMISSIONS_REFUSED.inc),
+        # A connection of its own, held open for pub/sub; pinged when idle, so a dead one is
+        # replaced.
+        announcements=Announcements(
+            redis.Redis.from_url(
+                settings.broker_url,
+                socket_connect_timeout=2,
+                socket_keepalive=True,
+                health_check_interval=30,
+            )
+        ),
         openapi=build_openapi(app),
     )
     attach_services(app, services)

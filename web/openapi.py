@@ -8,7 +8,14 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask
 
 from sentiment_core.db import ReviewStatus, Sentiment
-from sentiment_core.inputs import INVISIBLE, MAX_ID, MAX_PAGE, MAX_PER_PAGE
+from sentiment_core.inputs import (
+    INVISIBLE,
+    MAX_ID,
+    MAX_PAGE,
+    MAX_PER_PAGE,
+    MAX_SUBMISSION,
+    MAX_WAIT_S,
+)
 from sentiment_core.registry import VERSION_PATTERN
 from sentiment_core.schemas import SCHEMAS
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
@@ -44,7 +51,7 @@ def build_openapi(app: Flask) -> dict:
         version="1",
         openapi_version="3.0.3",
         plugins=[FlaskPlugin(), MarshmallowPlugin()],
-        info={"description": "Submit movie reviews for scoring, poll results, give feedback."},
+        info={"description": "Submit movie reviews for scoring, wait for results, give feedback."},
     )
     for name, shape in SCHEMAS.items():
         spec.components.schema(name, schema=shape)
@@ -59,8 +66,12 @@ def build_openapi(app: Flask) -> dict:
     for name, default, maximum in (("page", 1, MAX_PAGE), ("per_page", 20, MAX_PER_PAGE)):
         schema = {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}
         spec.components.parameter(name, "query", {"schema": schema})
+    wait = {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S, "default": 0}
+    description = "Seconds to wait for the review to be finished (done or failed) before answering"
+    spec.components.parameter("wait", "query", {"schema": wait, "description": description})
     path_parameters: dict[str, dict] = {
         "review_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "submission": {"type": "string", "maxLength": MAX_SUBMISSION},
         "version": {"type": "string", "pattern": f"^{VERSION_PATTERN}$", "example": "v1"},
     }
     for name, schema in path_parameters.items():

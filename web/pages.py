@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from sentiment_core.db import ReviewStatus, Sentiment, TrainingRun
 from sentiment_core.errors import Invalid, NotFound, OperationError
+from sentiment_core.finished import FINISHED
 from sentiment_core.inputs import (
     clean_text,
     clean_texts,
@@ -157,15 +158,19 @@ def history():
         "submission": parse_submission(args.get("submission")),
     }
     found = list_reviews(sessions=get_services().sessions, page=page, per_page=per_page, **filters)
-    pending = any(r.status in (ReviewStatus.queued, ReviewStatus.scoring) for r in found.items)
+    pending = any(r.status not in FINISHED for r in found.items)
     shown = {k: v.value if hasattr(v, "value") else v for k, v in filters.items() if v}
+    # A submission's page follows its event stream; the whole history reloads itself instead.
+    submission = filters["submission"]
+    following = pending and submission is not None
     return render_template(
         "history.html",
         found=found,
         filters=shown,
         statuses=[s.value for s in ReviewStatus],
         sentiments=[s.value for s in Sentiment],
-        refresh=pending,
+        events=url_for("api.stream_submission", submission=submission) if following else None,
+        refresh=pending and not following,
     )
 
 

@@ -1,5 +1,6 @@
 """What every request works with (settings, database, queue, broker, the process's count of the
-backlog, API document), stored once on the Flask app and read back typed."""
+backlog, the workers' announcements, API document), stored once on the Flask app and read back
+typed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sentiment_core.backlog import Backlog
 from sentiment_core.settings import Settings
+from web.waiting import Announcements
 
 EXTENSION = "sentiment"  # the key in app.extensions
 
@@ -23,6 +25,7 @@ class Services:
     celery: Celery
     redis: Redis
     backlog: Backlog
+    announcements: Announcements
     openapi: dict
 
 

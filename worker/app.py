@@ -10,6 +10,7 @@ from functools import cached_property
 from celery import Celery
 from celery.signals import worker_process_init
 from celery_batches import Batches, SimpleRequest
+from redis import Redis
 from sqlalchemy.orm import sessionmaker
 
 from sentiment_core.db import make_engine, make_sessionmaker
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class ProcessState:
-    """What one pool process holds: its database sessions and its loaded model.
+    """What one pool process holds: its database sessions, its Redis client and its loaded model.
 
     Created lazily inside the process that scores, after the prefork pool has forked: neither
     SQLAlchemy's connection pool nor TensorFlow survives a fork.
@@ -40,6 +41,12 @@ class ProcessState:
     @cached_property
     def sessions(self) -> sessionmaker:
         return make_sessionmaker(make_engine(self.settings.database_url))
+
+    @cached_property
+    def redis(self) -> Redis:
+        """Where finished batches are announced; a short timeout, so a hung Redis cannot hold
+        a batch for long."""
+        return Redis.from_url(self.settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
 
     @cached_property
     def models(self) -> ModelCache:
@@ -73,7 +80,7 @@ def create_worker_app(settings: Settings) -> Celery:
     )
     def score_review(requests: list[SimpleRequest]) -> None:
         ids = [i for r in requests for i in r.args[0]]
-        score_batch(state.sessions, state.models, ids, settings.max_attempts, app)
+        score_batch(state.sessions, state.models, ids, settings.max_attempts, app, state.redis)
 
     @app.task(name=EXPLAIN_TASK)
     def explain(explanation_id: int) -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import cast
 
 from celery import Celery
+from redis import Redis
 from sqlalchemy import Row, Table, and_, bindparam, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sentiment_core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
+from sentiment_core.finished import Finished, announce_finished
 from sentiment_core.queue import enqueue_reviews
 from sentiment_core.registry import active_version
 from sentiment_inference.scoring import Scorer
@@ -86,6 +88,7 @@ def score_batch(
     review_ids: Sequence[int],
     max_attempts: int = 3,
     app: Celery | None = None,
+    redis: Redis | None = None,
 ) -> int:
     """Score the queued reviews among `review_ids`; returns how many results were written.
 
@@ -95,7 +98,8 @@ def score_batch(
     others (a model that cannot be loaded fails them all at once);
     a review that fails is queued again (through `app`) until its `max_attempts`-th attempt,
     then marked failed with the reason. A review claimed `max_attempts` times already (its
-    workers kept dying) is failed without another try.
+    workers kept dying) is failed without another try. Once committed, the reviews the batch
+    finished (done or failed for good) are announced on `redis`, for the web's waiting requests.
     """
     token = uuid.uuid4().hex
     with sessions() as session:
@@ -108,16 +112,26 @@ def score_batch(
                 claim=token,
                 updated_at=utcnow(),
             )
-            .returning(Review.id, Review.text, Review.created_at, Review.attempts, Review.error)
+            .returning(
+                Review.id,
+                Review.text,
+                Review.created_at,
+                Review.attempts,
+                Review.error,
+                Review.submission,
+            )
         ).all()
         session.commit()
         exhausted = [row for row in claimed if row.attempts > max_attempts]
         claimed = [row for row in claimed if row.attempts <= max_attempts]
+        finished: list[Finished] = []
         for row in exhausted:
             reason = row.error or "the worker scoring it stopped"
             finish(session, token, row.id, f"gave up after {max_attempts} attempts: {reason}")
+            finished.append((row.id, row.submission))
         if not claimed:
             session.commit()
+            announce(redis, finished)
             return 0
         started = utcnow()
         for row in claimed:
@@ -141,18 +155,33 @@ def score_batch(
             (row.id, o) for row, o in zip(claimed, outcomes, strict=True) if isinstance(o, float)
         ]
         written = write_results(session, token, models.scorer, done)
-        retry = [
-            row.id
-            for row, outcome in zip(claimed, outcomes, strict=True)
-            if isinstance(outcome, Exception)
-            and not settle_failure(session, token, row, outcome, max_attempts)
-        ]
+        retry = []
+        for row, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, float) or settle_failure(
+                session, token, row, outcome, max_attempts
+            ):
+                finished.append((row.id, row.submission))
+            else:
+                retry.append(row.id)
         session.commit()
     if written:  # counted once committed: a worker killed before its commit wrote nothing
         metrics.SCORED.labels(models.scorer.version).inc(written)  # type: ignore[union-attr]
+    announce(redis, finished)
     if retry and app is not None:
         enqueue_reviews(app, retry)
     return written
+
+
+def announce(redis: Redis | None, finished: list[Finished]) -> None:
+    """Announce a committed batch's finished reviews. The results are already written and
+    waiting requests read them again on their own, so a failure is logged, never raised: the
+    batch must not fail or run again for it."""
+    if redis is None or not finished:
+        return
+    try:
+        announce_finished(redis, finished)
+    except Exception:
+        log.warning("could not announce %d finished reviews", len(finished), exc_info=True)
 
 
 def score_alone(scorer: Scorer, text: str) -> float | Exception:

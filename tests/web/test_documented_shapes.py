@@ -24,6 +24,7 @@ from tests.conftest import ADMIN_TOKEN, add_model
 from tests.web.test_fuzz import schema
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+FINISHED_SUBMISSION = "d" * 32
 
 
 @pytest.fixture
@@ -48,6 +49,10 @@ def filled_app(fuzz_app, settings, sessions, tiny_artifact):
         )
         session.commit()
         scored = session.query(Review).filter_by(status=ReviewStatus.done).one().id
+        # A submission whose reviews are all finished, so its event stream ends.
+        session.query(Review).filter(
+            Review.status.in_([ReviewStatus.done, ReviewStatus.failed])
+        ).update({"submission": FINISHED_SUBMISSION})
         session.add(
             Explanation(
                 review_id=scored,
@@ -71,6 +76,11 @@ def test_real_responses_match_their_documented_shapes(filled_app) -> None:
         ("/api/v1/reviews", "GET", {}, None, {}, 200),
         ("/api/v1/reviews/{review_id}", "GET", {"review_id": scored}, None, {}, 200),
         ("/api/v1/reviews/{review_id}", "GET", {"review_id": 99999}, None, {}, 404),
+        ("/api/v1/reviews/{review_id}", "GET", {"review_id": scored}, None, {}, 200, {"wait": 5}),
+        ("/api/v1/reviews/{review_id}", "GET", {"review_id": scored}, None, {}, 400, {"wait": 31}),
+        ("/api/v1/submissions/{submission}/events", "GET", {"submission": FINISHED_SUBMISSION},
+         None, {}, 200),
+        ("/api/v1/submissions/{submission}/events", "GET", {"submission": "0" * 32}, None, {}, 404),
         ("/api/v1/reviews/{review_id}/feedback", "POST", {"review_id": scored},
          {"label": Sentiment.positive.value}, {}, 201),
         ("/api/v1/reviews/{review_id}/explanation", "POST", {"review_id": scored}, None, {}, 200),
@@ -87,9 +97,12 @@ def test_real_responses_match_their_documented_shapes(filled_app) -> None:
         ("/readyz", "GET", {}, None, {}, 200),
         ("/healthz", "GET", {}, None, {}, 200),
     ]  # fmt: skip
-    for path, method, parameters, body, headers, status in calls:
+    for path, method, parameters, body, headers, status, *query in calls:
         case = schema[path][method].Case(
-            path_parameters=parameters, headers=headers, **({} if body is None else {"body": body})
+            path_parameters=parameters,
+            headers=headers,
+            query=query[0] if query else None,
+            **({} if body is None else {"body": body}),
         )
         response = case.call(app=app)
         assert response.status_code == status, (path, method, response.text)

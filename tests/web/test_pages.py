@@ -1,7 +1,7 @@
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sentiment_core.db import Feedback, Review, ReviewStatus, Sentiment, utcnow
 from tests.conftest import ADMIN_TOKEN, add_model
@@ -67,7 +67,17 @@ def test_many_pasted_reviews_are_queued_together(client, sessions, tiny_model) -
     assert response.headers["Location"] == f"/history?submission={reviews[0].submission}"
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "3 reviews queued." in page and "3 reviews in this submission" in page
-    assert '<meta http-equiv="refresh"' in page
+    # The page follows the submission's event stream instead of reloading itself.
+    assert f'data-events="/api/v1/submissions/{reviews[0].submission}/events"' in page
+    assert "history.js" in page and '<meta http-equiv="refresh"' not in page
+    everything = client.get("/history").get_data(as_text=True)  # no one stream to follow
+    assert '<meta http-equiv="refresh"' in everything and "data-events" not in everything
+    with sessions() as session:
+        session.execute(update(Review).values(status=ReviewStatus.failed, error="broken"))
+        session.commit()
+    for url in (response.headers["Location"], "/history"):
+        finished = client.get(url).get_data(as_text=True)
+        assert "data-events" not in finished and 'http-equiv="refresh"' not in finished
 
 
 @pytest.mark.parametrize(

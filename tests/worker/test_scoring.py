@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from sentiment_core.db import Review, ReviewStatus, Sentiment
+from sentiment_core.finished import CHANNEL, read_announcement
 from sentiment_core.registry import activate_version
 from tests.conftest import add_model
 from tests.factories import NEGATIVE, POSITIVE
@@ -118,6 +119,81 @@ def test_a_review_that_fails_is_retried_then_failed_and_spares_its_batch(
     assert failed.status is ReviewStatus.failed and failed.attempts == 3
     assert failed.error == "failed on attempt 3 of 3: ValueError: cannot score this review"
     assert len(queued_messages(fake_redis)) == 2  # sent again after attempts 1 and 2 only
+
+
+def listening(redis):
+    listener = redis.pubsub()
+    listener.subscribe(CHANNEL)
+    return listener
+
+
+def heard(listener) -> list[list]:
+    """The announcements published since `listener` subscribed, each as its reviews."""
+    messages = []
+    while (message := listener.get_message(timeout=0.2)) is not None:
+        if message["type"] == "message":
+            messages.append(read_announcement(message["data"]))
+    return messages
+
+
+def test_a_batch_announces_what_it_finished_once_after_its_commit(
+    sessions, fake_redis, tiny_model, monkeypatch
+) -> None:
+    models = ModelCache()
+    with sessions() as session:
+        models.scorer = Poisoned(models.current(session))
+        rows = [
+            Review(text=POSITIVE[0], submission="a" * 32),
+            Review(text="POISON pill", submission="a" * 32),
+            Review(text=NEGATIVE[0], submission="b" * 32, attempts=1),  # its workers kept dying
+            Review(text=NEGATIVE[1]),
+        ]
+        session.add_all(rows)
+        session.commit()
+    good, bad, dying, other = (row.id for row in rows)
+    seen_at_publish: list[dict] = []
+    publish = fake_redis.publish
+
+    def publish_and_look(channel, message):
+        seen_at_publish.append({i: r.status for i, r in reviews(sessions, [good, bad]).items()})
+        return publish(channel, message)
+
+    monkeypatch.setattr(fake_redis, "publish", publish_and_look)
+    listener = listening(fake_redis)
+    assert score_batch(sessions, models, [good, bad, dying, other], 1, redis=fake_redis) == 2
+    (announcement,) = heard(listener)  # one message for the batch
+    assert sorted(announcement) == [
+        (good, "a" * 32),
+        (bad, "a" * 32),  # failed for good: its only attempt
+        (dying, "b" * 32),
+        (other, None),
+    ]
+    # Published after the commit: another connection already read the results.
+    assert seen_at_publish == [{good: ReviewStatus.done, bad: ReviewStatus.failed}]
+
+
+def test_a_review_queued_again_is_not_announced(sessions, fake_redis, tiny_model) -> None:
+    models = ModelCache()
+    with sessions() as session:
+        models.scorer = Poisoned(models.current(session))
+    (bad,) = add_reviews(sessions, ["POISON pill"])
+    listener = listening(fake_redis)
+    score_batch(sessions, models, [bad], 3, redis=fake_redis)
+    assert reviews(sessions, [bad])[bad].status is ReviewStatus.queued
+    assert heard(listener) == []
+
+
+def test_an_announcement_that_fails_neither_fails_nor_repeats_the_batch(
+    sessions, tiny_model, caplog
+) -> None:
+    import redis
+
+    unreachable = redis.Redis(port=1, socket_connect_timeout=0.2)
+    ids = add_reviews(sessions, [POSITIVE[0], NEGATIVE[0]])
+    assert score_batch(sessions, ModelCache(), ids, redis=unreachable) == 2
+    rows = reviews(sessions, ids)
+    assert all(r.status is ReviewStatus.done and r.attempts == 1 for r in rows.values())
+    assert "could not announce 2 finished reviews" in caplog.text
 
 
 def test_a_review_whose_workers_keep_dying_is_failed(sessions, tiny_model) -> None:

@@ -1,6 +1,8 @@
-// Polls the review's API URL until it is scored or failed, then fills in the result.
+// Waits on the review's API URL (a long poll: the server answers as soon as the review is scored
+// or failed, or after 25 s with its status), then fills in the result.
 (function () {
   const section = document.getElementById("result");
+  const WAIT_S = 25; // under the server's 30 s limit and most proxies' idle timeouts
   const finished = (status) => status === "done" || status === "failed";
   const show = (review) => {
     document.getElementById("status").textContent = review.status;
@@ -19,18 +21,21 @@
       error.hidden = false;
     }
   };
-  const poll = async (delay) => {
+  const wait = async () => {
     try {
-      const response = await fetch(section.dataset.url, { headers: { Accept: "application/json" } });
+      const response = await fetch(`${section.dataset.url}?wait=${WAIT_S}`, {
+        headers: { Accept: "application/json" },
+      });
       if (response.ok) {
         const review = await response.json();
         show(review);
-        if (finished(review.status)) return;
+        if (!finished(review.status)) wait(); // the server has already waited
+        return;
       }
     } catch (err) {
-      // A dropped connection is retried on the next tick.
+      // A dropped connection is tried again below.
     }
-    setTimeout(() => poll(Math.min(delay * 1.5, 2000)), delay);
+    setTimeout(wait, 2000); // an error answers at once: not in a tight loop
   };
-  if (!finished(section.dataset.status)) poll(200);
+  if (!finished(section.dataset.status)) wait();
 })();
