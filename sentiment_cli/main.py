@@ -32,6 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 # connections, 10 more on demand). A thread costs its stack, reserved but mostly untouched.
 WEB_THREADS = 32
 QUICK_SAMPLES = 8000  # reviews for `up --quick`: a usable first model in about a minute
+# How long `up` waits for the first ready scoring worker: the `best` model's warm-up takes about
+# 20 s on 2 cores, far longer on a machine busy with something else.
+READY_TIMEOUT_S = 600
 
 
 @contextmanager
@@ -408,8 +411,15 @@ def retrain(reason: str) -> None:
 @click.option("--workers", default=1, show_default=True, help="Scoring worker processes.")
 def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
-    registered, then run workers, trainer, beat and web together until Ctrl-C."""
-    from sentiment_cli.processes import start_redis, stop, supervise
+    registered, then run workers, trainer, beat and web together until Ctrl-C; the service is
+    up once /readyz says a scoring worker holds the model compiled."""
+    from sentiment_cli.processes import (
+        interrupt_on_sigterm,
+        start_redis,
+        stop,
+        supervise,
+        wait_until_ready,
+    )
     from sentiment_core.db import make_engine, make_sessionmaker
     from sentiment_core.migrate import upgrade_database
     from sentiment_core.registry import list_versions
@@ -425,6 +435,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     # Worker processes share the cores instead of each starting a thread per core.
     env.setdefault("WORKER_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     children: list[subprocess.Popen] = []
+    interrupt_on_sigterm()
     try:
         if settings.redis_url is None:
             redis_process, env["REDIS_URL"] = start_redis(settings.var_dir / "redis")
@@ -464,6 +475,12 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
         children.append(
             subprocess.Popen([*me, "web", "--host", host, "--port", str(port)], env=env)
         )
+        click.echo(
+            "waiting until a scoring worker has loaded the model and compiled it "
+            f"(up to {READY_TIMEOUT_S // 60} minutes)"
+        )
+        with user_errors():  # a service that stopped, or the time is up
+            wait_until_ready(f"http://{host}:{port}/readyz", children, READY_TIMEOUT_S)
     except BaseException:
         stop(children)
         raise

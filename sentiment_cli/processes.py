@@ -6,6 +6,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -68,16 +70,47 @@ def stop(processes: list[subprocess.Popen], timeout: float = 15) -> None:
             process.wait()
 
 
-def supervise(processes: list[subprocess.Popen]) -> int:
-    """Wait until one process exits or the user interrupts; then stop them all.
+def wait_until_ready(url: str, processes: list[subprocess.Popen], timeout: float) -> None:
+    """Poll `url` (the web's /readyz) until it answers 200.
 
-    Returns the exit status of the process that ended first, or 0 after Ctrl-C / SIGTERM.
+    Raises RuntimeError if one of `processes` exits first, or if `timeout` seconds pass (with
+    the last answer, which says what is missing).
     """
+    deadline = time.monotonic() + timeout
+    answer = "no answer"
+    while True:
+        ended = next((p for p in processes if p.poll() is not None), None)
+        if ended is not None:
+            args = ended.args if isinstance(ended.args, list) else [ended.args]
+            command = " ".join(str(arg) for arg in args)
+            raise RuntimeError(f"stopped with status {ended.returncode} before ready: {command}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except urllib.error.HTTPError as exc:  # 503: not ready yet
+            answer = exc.read().decode(errors="replace").strip()
+        except OSError:  # not listening yet
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout:.0f} s; {url} says {answer}")
+        time.sleep(0.5)
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM interrupt this process as Ctrl-C does, so that its children are stopped."""
 
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def supervise(processes: list[subprocess.Popen]) -> int:
+    """Wait until one process exits or the user interrupts (see `interrupt_on_sigterm`); then
+    stop them all.
+
+    Returns the exit status of the process that ended first, or 0 after Ctrl-C / SIGTERM.
+    """
     status = 0
     try:
         while True:

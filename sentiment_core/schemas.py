@@ -18,6 +18,7 @@ from sentiment_core.db import (
     Sentiment,
     as_utc,
 )
+from sentiment_core.readiness import READY_TTL_S, REFRESH_EVERY_S
 
 
 class Moment(fields.DateTime):
@@ -219,9 +220,31 @@ class Stats(Schema):
     active_model = fields.Nested(ActiveModelStats)
 
 
+class ReadinessChecks(Schema):
+    database = fields.String(required=True, validate=validate.OneOf(["ok", "unavailable"]))
+    broker = fields.String(required=True, validate=validate.OneOf(["ok", "unavailable"]))
+    model = fields.String(
+        required=True,
+        metadata={
+            "description": 'The active version; "none active", or "unknown" when the database '
+            "is unavailable"
+        },
+    )
+    workers = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Scoring worker processes holding the active version with its shapes "
+            f"compiled (each refreshes its record every {REFRESH_EVERY_S} s; one that stops "
+            f"drops out within {READY_TTL_S} s). Ready needs one."
+        },
+    )
+
+
 class Readiness(Schema):
-    ready = fields.Boolean(required=True)
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    ready = fields.Boolean(
+        required=True, metadata={"description": "Every check passed: a review is scored now"}
+    )
+    checks = fields.Nested(ReadinessChecks, required=True)
 
 
 # Every component by the name the views' docstrings refer to it by.

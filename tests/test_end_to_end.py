@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import replace
 
@@ -43,6 +44,14 @@ def wait_for_results(base: str, ids: list[int], timeout: float = 120) -> dict[in
     raise AssertionError(f"only {len(results)} of {len(ids)} reviews finished in {timeout}s")
 
 
+def readiness(base: str) -> tuple[int, dict]:
+    """/readyz's status and body, 503 included."""
+    try:
+        return call(f"{base}/readyz")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 def submit_and_check(base: str, model_version: str) -> None:
     status, single = call(f"{base}/api/v1/reviews", {"text": POSITIVE[0]})
     assert status == 202
@@ -75,6 +84,27 @@ def test_reviews_are_scored_by_a_real_worker(service, tiny_model) -> None:
     rows = stored_reviews(settings)
     assert len(rows) == len(POSITIVE) + len(NEGATIVE)
     assert all(r.status.value == "done" and r.attempts == 1 for r in rows)
+
+
+def test_ready_once_the_worker_compiled_the_model_and_then_a_review_is_scored_at_once(
+    service, tiny_model, tmp_path
+) -> None:
+    _, base = service
+    status, body = readiness(base)  # the worker has only just started
+    assert status == 503 and body["checks"]["workers"] == 0, body
+    deadline = time.monotonic() + 120
+    while (answer := readiness(base))[0] != 200:
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.2)
+    assert answer[1]["checks"] == {
+        "database": "ok", "broker": "ok", "model": tiny_model, "workers": 1,
+    }  # fmt: skip
+    assert f"model {tiny_model} compiled in" in (tmp_path / "worker.log").read_text()
+    _, single = call(f"{base}/api/v1/reviews", {"text": POSITIVE[0]})
+    # Generous for a loaded machine: the tiny model scores in milliseconds once compiled, and
+    # compiling one shape alone takes longer than this on 2 busy cores.
+    result = wait_for_results(base, [single["id"]], timeout=5)[single["id"]]
+    assert (result["status"], result["sentiment"]) == ("done", "positive")
 
 
 @pytest.fixture
@@ -191,6 +221,24 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def test_sentiment_up_fails_when_a_service_stops_before_ready(settings, tiny_model) -> None:
+    settings = replace(settings, redis_url=None)
+    with socket.socket() as taken:  # the web cannot bind its port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sentiment_cli.main", "up", "--port", str(port)],
+            cwd=ROOT, env=service_env(settings), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "sentiment service is up" not in result.stdout
+    assert f"web --host 127.0.0.1 --port {port}" in result.stderr.splitlines()[-1]
+    assert "before ready" in result.stderr.splitlines()[-1]
+    redis_port = int(result.stdout.split("embedded Redis at redis://127.0.0.1:")[1].split("/")[0])
+    assert not port_open(redis_port)  # every service it started was stopped
+
+
 def test_sentiment_up_runs_everything_and_stops_it_on_ctrl_c(
     settings, tiny_model, tmp_path
 ) -> None:
@@ -206,22 +254,25 @@ def test_sentiment_up_runs_everything_and_stops_it_on_ctrl_c(
     reader.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while not port_open(port):
+        deadline = time.monotonic() + 120
+        while f"sentiment service is up: {base}/" not in "".join(output):
             assert up.poll() is None, "".join(output)
             assert time.monotonic() < deadline, "".join(output)
             time.sleep(0.2)
+        assert readiness(base)[0] == 200  # up means a worker scores now
+        _, single = call(f"{base}/api/v1/reviews", {"text": POSITIVE[0]})
+        assert wait_for_results(base, [single["id"]], timeout=5)[single["id"]]["status"] == "done"
+        assert "waiting until a scoring worker has loaded the model" in "".join(output)
         redis_port = int(
             next(line for line in output if "embedded Redis" in line).split(":")[-1].split("/")[0]
         )
-        assert f"sentiment service is up: {base}/" in "".join(output)
         submit_and_check(base, tiny_model)
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
             metrics = dict(
                 line.rsplit(" ", 1) for line in response.read().decode().splitlines()
                 if line and not line.startswith("#")
             )  # fmt: skip
-        reviews = len(POSITIVE) + len(NEGATIVE)
+        reviews = 1 + len(POSITIVE) + len(NEGATIVE)
         scored = f'sentiment_reviews_scored_total{{model_version="{tiny_model}"}}'
         assert float(metrics[scored]) == reviews  # counted across the worker's processes
         assert float(metrics["sentiment_batch_size_sum"]) == reviews

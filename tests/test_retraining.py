@@ -98,7 +98,7 @@ def test_feedback_on_a_new_word_is_learned_and_promoted(service, tiny_model, tmp
     assert run["counts"]["labeled_reviews"] == 80
     assert run["metrics"]["candidate"]["feedback_accuracy"] == 1.0
     candidate = run["candidate_version"]
-    assert call(f"{base}/readyz")[1]["checks"]["model"] == candidate
+    assert call(f"{base}/api/v1/models/{candidate}")[1]["active"] is True
 
     unseen = ["the soundtrack was zorgly", "the costumes felt zorgly", "the editing was blorft",
               "the lighting seemed blorft"]  # fmt: skip

@@ -5,6 +5,7 @@ OpenAPI operation (web/openapi.py)."""
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select, text
@@ -38,6 +39,7 @@ from sentiment_core.operations import (
     start_retraining,
     submit_reviews,
 )
+from sentiment_core.readiness import count_ready
 from sentiment_core.registry import active_version, get_version
 from sentiment_core.schemas import (
     ExplanationPublic,
@@ -544,7 +546,7 @@ def readyz():
     """
     ---
     get:
-      summary: Database, broker and an active model are all there
+      summary: Database, broker, an active model, and a scoring worker that holds it compiled
       responses:
         "200":
           description: Ready
@@ -558,19 +560,20 @@ def readyz():
               schema: {$ref: "#/components/schemas/Readiness"}
     """
     checks = {"database": "unavailable", "broker": "unavailable", "model": "unknown"}
-    ready = True
-    try:
+    row = None
+    workers = 0  # scoring processes ready with the active version
+    with suppress(Exception):
         with get_services().sessions() as session:
             session.execute(text("SELECT 1"))
             row = active_version(session)
         checks["database"] = "ok"
         checks["model"] = row.version if row else "none active"
-        ready = row is not None
-    except Exception:
-        ready = False
-    try:
-        get_services().redis.ping()
+    with suppress(Exception):
+        redis = get_services().redis
+        redis.ping()
         checks["broker"] = "ok"
-    except Exception:
-        ready = False
-    return jsonify(Readiness().dump({"ready": ready, "checks": checks})), 200 if ready else 503
+        if row is not None:
+            workers = count_ready(redis, version=row.version)
+    ready = workers > 0  # a ready worker needs the database, the broker and an active model
+    body = {"ready": ready, "checks": checks | {"workers": workers}}
+    return jsonify(Readiness().dump(body)), 200 if ready else 503

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -16,14 +18,18 @@ from sqlalchemy.orm import sessionmaker
 from sentiment_core.db import make_engine, make_sessionmaker
 from sentiment_core.queue import (
     EXPLAIN_TASK,
+    EXPLANATION_QUEUE,
     RECONCILE_TASK,
     SCORE_TASK,
+    SCORING_QUEUE,
     WORKER_QUEUES,
     create_celery,
 )
+from sentiment_core.readiness import REFRESH_EVERY_S, record_ready, worker_name
 from sentiment_core.settings import Settings
+from sentiment_inference.scoring import Scorer
 from worker.explaining import explain_one, requeue_explanations
-from worker.scoring import ModelCache, requeue_pending, score_batch
+from worker.scoring import ModelCache, NoActiveModel, requeue_pending, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +38,17 @@ class ProcessState:
     """What one pool process holds: its database sessions, its Redis client and its loaded model.
 
     Created lazily inside the process that scores, after the prefork pool has forked: neither
-    SQLAlchemy's connection pool nor TensorFlow survives a fork.
+    SQLAlchemy's connection pool nor TensorFlow survives a fork. A process that serves the
+    scoring queue also keeps a ready record in Redis (sentiment_core/readiness.py) while it
+    holds a version with its shapes compiled; one that only explains does not count as ready.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, queues: Sequence[str] = WORKER_QUEUES) -> None:
         self.settings = settings
+        self.scoring = SCORING_QUEUE in queues
+        self.explaining = EXPLANATION_QUEUE in queues
+        self.warm: Scorer | None = None  # the scorer whose shapes are compiled
+        self.failure: str | None = None  # the last failure to get ready, logged once
 
     @cached_property
     def sessions(self) -> sessionmaker:
@@ -44,33 +56,58 @@ class ProcessState:
 
     @cached_property
     def redis(self) -> Redis:
-        """Where finished batches are announced; a short timeout, so a hung Redis cannot hold
-        a batch for long."""
+        """Where finished batches are announced and the ready record is kept; a short timeout,
+        so a hung Redis cannot hold a batch for long."""
         return Redis.from_url(self.settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
 
     @cached_property
     def models(self) -> ModelCache:
         return ModelCache()
 
-    def warm_up(self) -> None:
-        """Set this process's TensorFlow threads, then load the active model now, so the first
-        batch does not wait for it."""
+    def start(self) -> None:
+        """Set this process's TensorFlow threads and get ready now, so the first batch waits
+        for nothing; then, in a scoring process, keep getting ready for as long as it lives."""
         if self.settings.worker_threads:
             import tensorflow as tf
 
             tf.config.threading.set_intra_op_parallelism_threads(self.settings.worker_threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
+        self.get_ready()
+        if self.scoring:
+            threading.Thread(target=self.keep_ready, name="readiness", daemon=True).start()
+
+    def keep_ready(self) -> None:
+        while True:
+            time.sleep(REFRESH_EVERY_S)
+            self.get_ready()
+
+    def get_ready(self) -> None:
+        """Load the active version and compile its shapes, unless the loaded scorer already
+        has them; in a scoring process, then record it ready. A failure is logged once while it
+        lasts."""
         try:
             with self.sessions() as session:
-                self.models.current(session).warm_up()
-        except Exception:
-            log.exception("could not load the active model at start; will retry per batch")
+                scorer = self.models.current(session)
+            if scorer is not self.warm:
+                started = time.monotonic()
+                scorer.warm_up(explanations=self.explaining)
+                self.warm = scorer
+                log.info("model %s compiled in %.1f s", scorer.version, time.monotonic() - started)
+            if self.scoring:
+                record_ready(self.redis, worker=worker_name(), version=scorer.version)
+        except Exception as exc:
+            if repr(exc) != self.failure:
+                trace = not isinstance(exc, NoActiveModel)
+                log.warning("not ready, will try again: %s", exc, exc_info=trace)
+            self.failure = repr(exc)
+        else:
+            self.failure = None
 
 
-def create_worker_app(settings: Settings) -> Celery:
-    """The Celery app with the batching scoring task registered."""
+def create_worker_app(settings: Settings, queues: Sequence[str] = WORKER_QUEUES) -> Celery:
+    """The Celery app with the batching scoring task registered, for a worker on `queues`."""
     app = create_celery(settings)
-    state = ProcessState(settings)
+    state = ProcessState(settings, queues)
 
     @app.task(
         base=Batches,
@@ -96,7 +133,7 @@ def create_worker_app(settings: Settings) -> Celery:
         if sent:
             log.warning("reconciler: sent %d stuck explanations again", sent)
 
-    worker_process_init.connect(lambda **_: state.warm_up(), weak=False)
+    worker_process_init.connect(lambda **_: state.start(), weak=False)
     return app
 
 
@@ -114,7 +151,7 @@ def run_worker(
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         start_http_server(metrics_port, registry=registry)
-    app = create_worker_app(settings)
+    app = create_worker_app(settings, queues)
     engine = make_engine(settings.database_url)  # disposed before the pool forks
     deadline = timedelta(seconds=settings.reconcile_after_s)
     sessions = make_sessionmaker(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -29,20 +30,27 @@ class NoActiveModel(RuntimeError):
 
 
 class ModelCache:
-    """Holds the scorer for the active version; reloads when the `active` alias moves."""
+    """Holds the scorer for the active version; reloads when the `active` alias moves.
+
+    Shared by the task and the readiness heartbeat of one process (worker/app.py): the lock
+    keeps the two from loading the same version twice.
+    """
 
     def __init__(self) -> None:
         self.scorer: Scorer | None = None
+        self.lock = threading.Lock()
 
     def current(self, session: Session) -> Scorer:
         row = active_version(session)
         if row is None:
             raise NoActiveModel("no model version is active; train one with `sentiment train`")
-        if self.scorer is None or self.scorer.version != row.version:
-            log.info("loading model %s from %s", row.version, row.artifact_path)
-            self.scorer = Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
-            metrics.MODEL_LOADS.labels(row.version).inc()
-        return self.scorer
+        with self.lock:
+            if self.scorer is None or self.scorer.version != row.version:
+                log.info("loading model %s from %s", row.version, row.artifact_path)
+                path = Path(row.artifact_path)
+                self.scorer = Scorer.load(row.version, path, row.artifact_sha256)
+                metrics.MODEL_LOADS.labels(row.version).inc()
+            return self.scorer
 
 
 def requeue_pending(

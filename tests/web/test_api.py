@@ -1,5 +1,6 @@
 import base64
 import json
+import time
 
 import pytest
 import redis
@@ -7,7 +8,10 @@ from sqlalchemy import func, select
 
 from sentiment_core.db import Feedback, Review, ReviewStatus
 from sentiment_core.queue import SCORE_TASK, SCORING_QUEUE
+from sentiment_core.readiness import READY_KEY, READY_TTL_S, record_ready
+from sentiment_core.registry import activate_version
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
+from tests.conftest import add_model
 from web.services import get_services
 
 
@@ -180,14 +184,40 @@ def test_feedback_needs_a_scored_review(client, sessions, tiny_model) -> None:
     assert count(sessions, Feedback) == 0
 
 
-def test_health_and_readiness(client, fake_redis, tiny_model) -> None:
+def test_ready_only_once_a_scoring_worker_holds_the_active_version(
+    client, settings, sessions, fake_redis, tiny_model, tiny_artifact
+) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
+    waiting = client.get("/readyz")
+    assert waiting.status_code == 503
+    checks = {"database": "ok", "broker": "ok", "model": tiny_model, "workers": 0}
+    assert waiting.get_json() == {"ready": False, "checks": checks}
+    record_ready(fake_redis, worker="host-a:7", version=tiny_model)
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json() == {
-        "ready": True,
-        "checks": {"database": "ok", "broker": "ok", "model": tiny_model},
-    }
+    assert ready.get_json() == {"ready": True, "checks": checks | {"workers": 1}}
+    record_ready(fake_redis, worker="host-b:7", version=tiny_model)
+    assert client.get("/readyz").get_json()["checks"]["workers"] == 2
+    second = add_model(settings, tiny_artifact, activate=False)
+    with sessions() as session:
+        activate_version(session, second)
+    stale = client.get("/readyz")  # both workers still hold the version before
+    assert stale.status_code == 503
+    assert stale.get_json()["checks"] == checks | {"model": second, "workers": 0}
+    record_ready(fake_redis, worker="host-a:7", version=second)
+    assert client.get("/readyz").get_json()["checks"]["workers"] == 1
+
+
+def test_a_worker_that_stops_refreshing_its_record_drops_out(
+    client, fake_redis, tiny_model
+) -> None:
+    record_ready(fake_redis, worker="host:7", version=tiny_model)
+    assert 0 < fake_redis.ttl(READY_KEY + "host:7") <= READY_TTL_S
+    record_ready(fake_redis, worker="host:7", version=tiny_model, ttl_s=1)
+    assert client.get("/readyz").status_code == 200
+    time.sleep(1.1)
+    gone = client.get("/readyz")
+    assert (gone.status_code, gone.get_json()["checks"]["workers"]) == (503, 0)
 
 
 def test_not_ready_without_a_model_or_a_broker(app, client) -> None:
@@ -198,6 +228,7 @@ def test_not_ready_without_a_model_or_a_broker(app, client) -> None:
         "database": "ok",
         "broker": "unavailable",
         "model": "none active",
+        "workers": 0,
     }
 
 

@@ -1,0 +1,71 @@
+"""A pool process gets ready: it loads the active version, compiles its shapes, and (serving
+the scoring queue) records itself ready in Redis with the version it holds."""
+
+import logging
+
+import pytest
+
+from sentiment_core.queue import EXPLANATION_QUEUE, MAINTENANCE_QUEUE, SCORING_QUEUE
+from sentiment_core.readiness import READY_KEY, count_ready, worker_name
+from sentiment_core.registry import activate_version
+from tests.conftest import add_model
+from worker.app import ProcessState
+
+SCORER = [SCORING_QUEUE, MAINTENANCE_QUEUE]  # what `sentiment up` and compose run
+
+
+@pytest.fixture(autouse=True)
+def one_row_bucket(monkeypatch) -> None:
+    """Fewer shapes to compile: each warm-up takes seconds instead of ten or more."""
+    monkeypatch.setattr("sentiment_inference.scoring.ROW_BUCKETS", (16,))
+
+
+def process_state(settings, fake_redis, queues) -> ProcessState:
+    state = ProcessState(settings, queues)
+    state.redis = fake_redis
+    return state
+
+
+def test_a_scoring_process_is_ready_once_compiled_and_again_after_a_new_version(
+    settings, sessions, fake_redis, tiny_model, tiny_artifact
+) -> None:
+    state = process_state(settings, fake_redis, SCORER)
+    state.get_ready()
+    scorer = state.models.scorer
+    assert scorer is not None and scorer.version == tiny_model
+    shapes = len({16, 32, 64})  # widths, for the tiny model's 50 tokens
+    assert scorer.forward.experimental_get_tracing_count() == shapes
+    assert scorer.attribute.experimental_get_tracing_count() == 0  # it never explains
+    assert fake_redis.get(READY_KEY + worker_name()) == tiny_model.encode()
+    second = add_model(settings, tiny_artifact, activate=False)
+    with sessions() as session:
+        activate_version(session, second)
+    assert count_ready(fake_redis, version=second) == 0
+    state.get_ready()
+    assert state.models.scorer is not scorer
+    assert state.models.scorer.forward.experimental_get_tracing_count() == shapes
+    assert count_ready(fake_redis, version=second) == 1
+    assert count_ready(fake_redis, version=tiny_model) == 0
+
+
+def test_an_explaining_process_compiles_attributions_and_is_not_counted(
+    settings, fake_redis, tiny_model
+) -> None:
+    state = process_state(settings, fake_redis, [EXPLANATION_QUEUE])
+    state.start()
+    assert state.models.scorer is not None
+    assert state.models.scorer.attribute.experimental_get_tracing_count() == 1
+    assert count_ready(fake_redis, version=tiny_model) == 0
+
+
+def test_without_an_active_model_a_process_says_so_once_and_records_nothing(
+    settings, fake_redis, caplog
+) -> None:
+    state = process_state(settings, fake_redis, SCORER)
+    with caplog.at_level(logging.WARNING, logger="worker.app"):
+        state.get_ready()
+        state.get_ready()
+    assert [r.getMessage() for r in caplog.records] == [
+        "not ready, will try again: no model version is active; train one with `sentiment train`"
+    ]
+    assert fake_redis.keys(READY_KEY + "*") == []
