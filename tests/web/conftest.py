@@ -5,14 +5,17 @@ from dataclasses import replace
 import pytest
 
 from sentiment_core.db import Review, ReviewStatus, Sentiment, utcnow
+from sentiment_core.readiness import record_ready
 
 
 @pytest.fixture
-def fuzz_app(settings, make_app, tiny_model, sessions):
-    """The app with limits the fuzz cannot reach, and one review of each status to read back."""
+def fuzz_app(settings, make_app, tiny_model, sessions, fake_redis):
+    """The app with limits the fuzz cannot reach, a scoring worker ready, and one review of each
+    status to read back."""
     app = make_app(
         replace(settings, submit_rate_limit="100000/minute", feedback_rate_limit="100000/minute")
     )
+    record_ready(fake_redis, worker="fuzz:1", version=tiny_model, ttl_s=3600)
     with sessions() as session:
         session.add_all(
             [

@@ -19,7 +19,6 @@ from sentiment_core.db import (
     TrainingRun,
     utcnow,
 )
-from sentiment_core.readiness import record_ready
 from sentiment_core.registry import active_version
 from tests.conftest import ADMIN_TOKEN, add_model
 from tests.web.test_fuzz import schema
@@ -29,10 +28,9 @@ FINISHED_SUBMISSION = "d" * 32
 
 
 @pytest.fixture
-def filled_app(fuzz_app, settings, sessions, fake_redis, tiny_model, tiny_artifact):
-    """The fuzz's app, with a second model version and a retraining run that promoted it, and
-    a scoring worker ready with the first."""
-    record_ready(fake_redis, worker="host:7", version=tiny_model)
+def filled_app(fuzz_app, settings, sessions, tiny_artifact):
+    """The fuzz's app (a scoring worker ready with its model), with a second model version and
+    a retraining run that promoted it."""
     second = add_model(settings, tiny_artifact, activate=False)
     with sessions() as session:
         session.add(
