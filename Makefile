@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/sentiment up $(ARGS)
 
+# Tests in parallel (pytest-xdist), a process per core up to 4: most of their time is spent
+# waiting on the processes they start.
 test: $(STAMP)
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/pytest --numprocesses=auto --maxprocesses=4 $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
