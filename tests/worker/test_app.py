@@ -20,16 +20,27 @@ def one_row_bucket(monkeypatch) -> None:
     monkeypatch.setattr("sentiment_inference.scoring.ROW_BUCKETS", (16,))
 
 
-def process_state(settings, fake_redis, queues) -> ProcessState:
-    state = ProcessState(settings, queues)
-    state.redis = fake_redis
-    return state
+@pytest.fixture
+def process_state(settings, fake_redis):
+    """Makes pool processes' states on the fake Redis; closes their database connections after."""
+    states: list[ProcessState] = []
+
+    def make(queues) -> ProcessState:
+        state = ProcessState(settings, queues)
+        state.redis = fake_redis
+        states.append(state)
+        return state
+
+    yield make
+    for state in states:
+        if "sessions" in vars(state):  # the cached property was used
+            state.sessions.kw["bind"].dispose()
 
 
 def test_a_scoring_process_is_ready_once_compiled_and_again_after_a_new_version(
-    settings, sessions, fake_redis, tiny_model, tiny_artifact
+    settings, sessions, fake_redis, tiny_model, tiny_artifact, process_state
 ) -> None:
-    state = process_state(settings, fake_redis, SCORER)
+    state = process_state(SCORER)
     state.get_ready()
     scorer = state.models.scorer
     assert scorer is not None and scorer.version == tiny_model
@@ -49,9 +60,9 @@ def test_a_scoring_process_is_ready_once_compiled_and_again_after_a_new_version(
 
 
 def test_an_explaining_process_compiles_attributions_and_is_not_counted(
-    settings, fake_redis, tiny_model
+    fake_redis, tiny_model, process_state
 ) -> None:
-    state = process_state(settings, fake_redis, [EXPLANATION_QUEUE])
+    state = process_state([EXPLANATION_QUEUE])
     state.start()
     assert state.models.scorer is not None
     assert state.models.scorer.attribute.experimental_get_tracing_count() == 1
@@ -59,9 +70,9 @@ def test_an_explaining_process_compiles_attributions_and_is_not_counted(
 
 
 def test_without_an_active_model_a_process_says_so_once_and_records_nothing(
-    settings, fake_redis, caplog
+    fake_redis, caplog, process_state
 ) -> None:
-    state = process_state(settings, fake_redis, SCORER)
+    state = process_state(SCORER)
     with caplog.at_level(logging.WARNING, logger="worker.app"):
         state.get_ready()
         state.get_ready()
