@@ -173,6 +173,16 @@ def paginate(*, sessions: sessionmaker[Session], query: Select, page: int, per_p
         return Page(list(rows), page, per_page, total)
 
 
+def _scored_review(session: Session, review_id: int, not_yet: str) -> Review:
+    """The review, if it is scored; NotFound, or Conflict saying `not_yet`, if not."""
+    review = _review(session, review_id)
+    if review is None:
+        raise NotFound("not_found", f"no review {review_id}")
+    if review.status is not ReviewStatus.done:
+        raise Conflict("not_scored", not_yet)
+    return review
+
+
 def record_feedback(
     *, sessions: sessionmaker[Session], review_id: int, label: Sentiment, client: str
 ) -> tuple[Feedback, bool]:
@@ -181,11 +191,7 @@ def record_feedback(
     Returns the row and whether it is new.
     """
     with sessions() as session:
-        review = _review(session, review_id)
-        if review is None:
-            raise NotFound("not_found", f"no review {review_id}")
-        if review.status is not ReviewStatus.done:
-            raise Conflict("not_scored", "feedback is taken once the review is scored")
+        _scored_review(session, review_id, "feedback is taken once the review is scored")
         feedback = session.scalar(
             select(Feedback).where(Feedback.review_id == review_id, Feedback.client == client)
         )
@@ -219,11 +225,7 @@ def request_explanation(
     unless it is there already (a failed one is tried again). Returns it and whether it was
     queued now."""
     with sessions() as session:
-        review = _review(session, review_id)
-        if review is None:
-            raise NotFound("not_found", f"no review {review_id}")
-        if review.status is not ReviewStatus.done:
-            raise Conflict("not_scored", "a review is explained once it is scored")
+        _scored_review(session, review_id, "a review is explained once it is scored")
         active = active_version(session)
         if active is None:
             raise Unavailable("no_model", "no model is active yet; try again shortly")
