@@ -112,9 +112,14 @@ class Service:
         batch: int,
         database_url: str = "",
         explainer: bool = False,
+        worker_threads: int = 0,
+        max_backlog: int = 0,
+        web_threads: int = 32,
     ) -> None:
         """With `explainer`, as `sentiment up` runs it: the workers score, and a worker of its own
-        at a lower CPU priority explains."""
+        at a lower CPU priority explains. Each worker has `worker_threads` TensorFlow threads
+        (default: the cores shared out); the web runs 2 processes of `web_threads` threads.
+        `max_backlog` 0 lets the benchmarks queue as much as they like, to drain it."""
         self.var = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))
         self.settings = Settings(var_dir=self.var, database_url=database_url)
         upgrade_database(self.settings)
@@ -126,14 +131,14 @@ class Service:
                 session, staged_dir=staged, model_dir=self.settings.model_dir,
                 preset="bench", metrics={},
             )  # fmt: skip
-        redis_process, redis_url = start_redis(self.var / "redis", persist=False)
+        redis_process, self.redis_url = start_redis(self.var / "redis", persist=False)
         self.port = free_port()
         env = dict(
-            os.environ, SENTIMENT_VAR=str(self.var), REDIS_URL=redis_url, BATCH_SIZE=str(batch),
-            DATABASE_URL=self.settings.database_url,
-            WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // workers)),
+            os.environ, SENTIMENT_VAR=str(self.var), REDIS_URL=self.redis_url,
+            BATCH_SIZE=str(batch), DATABASE_URL=self.settings.database_url,
+            WORKER_THREADS=str(worker_threads or max(1, (os.cpu_count() or 1) // workers)),
             SECRET_KEY="bench", SUBMIT_RATE_LIMIT="1000000/second",  # the load is one client
-            MAX_BACKLOG="0",  # the benchmarks queue more than the limit on purpose, to drain it
+            MAX_BACKLOG=str(max_backlog),
         )  # fmt: skip
         me = [sys.executable, "-m", "sentiment_cli.main"]
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
@@ -146,10 +151,9 @@ class Service:
             self.processes.append(
                 subprocess.Popen([*me, *EXPLAINER, "--loglevel", "WARNING"], env=env, **quiet)
             )
+        web = [*me, "web", "--port", str(self.port), "--workers", "2"]
         self.processes.append(
-            subprocess.Popen(
-                [*me, "web", "--port", str(self.port), "--workers", "2"], env=env, **quiet
-            )
+            subprocess.Popen([*web, "--threads", str(web_threads)], env=env, **quiet)
         )
         self.base = f"http://127.0.0.1:{self.port}"
         self._wait_ready()

@@ -41,7 +41,7 @@ from sentiment_core.queue import (
     enqueue_reviews,
     request_retraining,
 )
-from sentiment_core.registry import activate_version, active_version, previous_version
+from sentiment_core.registry import activate_version, active_version, previous_version, serving
 from sentiment_core.runs import running_run
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def submit_reviews(
     with sessions() as session:
         if idempotency_key and (earlier := _replay(session, idempotency_key, digest)):
             return earlier
-        if active_version(session) is None:
+        if not serving(session):
             raise Unavailable("no_model", "no model is active yet; try again shortly")
         backlog.admit(session, len(texts))
         submission = uuid.uuid4().hex

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
+from weakref import WeakSet
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from sentiment_core.db import ModelVersion, utcnow
@@ -69,6 +70,19 @@ def register_version(
 
 def active_version(session: Session) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.active.is_(True)))
+
+
+# Databases known to have an active version. Once one has, it always has: activating a version
+# deactivates the others, and nothing deactivates the last one.
+_SERVING: WeakSet[Engine] = WeakSet()
+
+
+def serving(session: Session) -> bool:
+    """Whether a version is active; asked of each database only until it says yes."""
+    engine = session.get_bind().engine
+    if engine not in _SERVING and active_version(session) is not None:
+        _SERVING.add(engine)
+    return engine in _SERVING
 
 
 def get_version(session: Session, version: str) -> ModelVersion | None:

@@ -62,6 +62,9 @@ from web.stats import collect_stats
 from web.waiting import submission_events, wait_for_review
 
 api = Blueprint("api", __name__)
+# Built once: building a schema costs more than the dump of a review it does.
+REVIEW = ReviewPublic()
+SUBMISSION = SubmissionPublic()
 
 
 def json_body() -> dict:
@@ -147,7 +150,7 @@ def create_reviews():
     urls = [url_for("api.show_review", review_id=i) for i in ids]
     body = {"submission": submission.id, "status": ReviewStatus.queued.value, "ids": ids}
     body |= {"id": ids[0], "url": urls[0]} if "text" in payload else {"urls": urls}
-    response = jsonify(SubmissionPublic().dump(body))
+    response = jsonify(SUBMISSION.dump(body))
     response.status_code = 202
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -210,7 +213,7 @@ def show_review(review_id: int):
     review = wait_for_review(services.announcements, services.sessions, review_id, wait_s)
     if review is None:
         raise NotFound("not_found", f"no review {review_id}")
-    return jsonify(ReviewPublic().dump(review))
+    return jsonify(REVIEW.dump(review))
 
 
 @api.get("/api/v1/submissions/<submission>/events")

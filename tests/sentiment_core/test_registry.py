@@ -1,4 +1,5 @@
 import pytest
+from sqlalchemy import event
 
 from sentiment_core.registry import (
     activate_version,
@@ -6,6 +7,7 @@ from sentiment_core.registry import (
     artifact_sha256,
     list_versions,
     register_version,
+    serving,
 )
 
 
@@ -69,3 +71,16 @@ def test_the_database_refuses_a_second_active_version(settings, sessions) -> Non
             session.execute(update(ModelVersion).values(active=True))
         session.rollback()
         assert [row.active for row in list_versions(session)] == [False, True]
+
+
+def test_serving_asks_the_database_only_until_a_version_is_active(settings, sessions) -> None:
+    with sessions() as session:
+        assert not serving(session)
+        register(session, settings, ".staging-a")
+    statements = []
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with sessions() as session:
+        assert serving(session)
+        assert serving(session)
+    assert len(statements) == 1
