@@ -42,9 +42,10 @@ def drain(
     service = Service(model, workers, batch, database_url=database_url, worker_threads=1)
     try:
         celery = create_celery(Settings(redis_url=service.redis_url))
-        replies = celery.control.cancel_consumer(SCORING_QUEUE, reply=True, timeout=5)
-        if len(replies) != workers:
-            raise RuntimeError(f"{len(replies)} of {workers} workers stopped consuming")
+        deadline = time.monotonic() + 120  # each worker answers once its model is compiled
+        while len(celery.control.cancel_consumer(SCORING_QUEUE, reply=True, timeout=2)) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not all stop consuming")
         before = service.count_finished()
         submission = uuid.uuid4().hex
         with service.sessions() as session:

@@ -327,7 +327,10 @@ def share_metrics(settings: Settings) -> None:
 
 
 @cli.command()
-@click.option("--concurrency", default=1, show_default=True, help="Scoring processes.")
+@click.option(
+    "--concurrency", default=1, show_default=True,
+    help="Scoring processes: 1 scores in the worker's own process, more fork a pool.",
+)  # fmt: skip
 @click.option(
     "--queues", default=",".join(WORKER_QUEUES), show_default=True,
     help="The queues to take work from, comma-separated (a pool of its own for explanations).",
@@ -347,7 +350,7 @@ def worker(
         choices = ", ".join(WORKER_QUEUES)
         raise click.BadParameter(f"name one or more of {choices}", param_hint="--queues")
     settings = service_settings()
-    os.nice(nice)  # before the pool forks and TensorFlow starts its threads: they all inherit it
+    os.nice(nice)  # before a pool forks and TensorFlow starts its threads: they all inherit it
     from worker.app import run_worker
 
     run_worker(

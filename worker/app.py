@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 
 class ProcessState:
-    """What one pool process holds: its database sessions, its Redis client and its loaded model.
+    """What the process that scores holds: its database sessions, its Redis client and its
+    loaded model (the worker itself, or each pool process with --concurrency above 1).
 
-    Created lazily inside the process that scores, after the prefork pool has forked: neither
+    Created lazily inside the process that scores, after a prefork pool has forked: neither
     SQLAlchemy's connection pool nor TensorFlow survives a fork. A process that serves the
     scoring queue also keeps a ready record in Redis (sentiment_core/readiness.py) while it
     holds a version with its shapes compiled; one that only explains does not count as ready.
@@ -152,7 +153,7 @@ def run_worker(
         multiprocess.MultiProcessCollector(registry)
         start_http_server(metrics_port, registry=registry)
     app = create_worker_app(settings, queues)
-    engine = make_engine(settings.database_url)  # disposed before the pool forks
+    engine = make_engine(settings.database_url)  # disposed before a pool forks
     deadline = timedelta(seconds=settings.reconcile_after_s)
     sessions = make_sessionmaker(engine)
     requeued = requeue_pending(sessions, app, queued_for=timedelta(0), scoring_for=deadline)
@@ -171,7 +172,10 @@ def run_worker(
         [
             "worker",
             f"--queues={','.join(queues)}",
-            "--pool=prefork",
+            # One process consumes and scores: handing each message to a pool process cost the
+            # worker as much CPU as scoring it, and kept two workers from doubling one
+            # (bench/drain.py). Several pool processes only when asked for.
+            f"--pool={'solo' if concurrency == 1 else 'prefork'}",
             f"--concurrency={concurrency}",
             f"--loglevel={loglevel}",
             "--without-gossip",
