@@ -184,6 +184,7 @@ def test_not_ready_before_a_model_exists(stack: Stack) -> None:
 
 def test_ready_once_the_trained_model_is_served(stack: Stack, model: str) -> None:
     stack.wait(lambda: stack.health()["Status"] == "healthy", 300, "healthy")
+    stack.wait(lambda: workers_ready(stack, 2), 60, "both workers ready")
     status, body = readiness(stack.base)
     assert status == 200 and body["checks"] == {
         "database": "ok", "broker": "ok", "model": model, "workers": 2,
@@ -220,7 +221,6 @@ def test_the_healthcheck_fails_while_no_worker_scores(stack: Stack, model: str) 
     stack.compose("start", "worker")
     stack.wait(lambda: stack.health()["FailingStreak"] == 0, 300, "passing probes")
     assert stack.health()["Status"] == "healthy"
-    assert workers_ready(stack, 2)
 
 
 def test_a_worker_added_with_scale_takes_its_share(stack: Stack, model: str) -> None:
