@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install run test lint
+.PHONY: install run test test-docker lint
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ run: $(STAMP)
 # waiting on the processes they start.
 test: $(STAMP)
 	$(VENV)/bin/pytest --numprocesses=auto --maxprocesses=4 $(ARGS)
+
+# The project's image and docker-compose.yml on a Docker engine (tests/test_docker.py): minutes.
+test-docker: $(STAMP)
+	$(VENV)/bin/pytest -m docker tests/test_docker.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
