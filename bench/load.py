@@ -46,6 +46,7 @@ from sentiment_core.db import Review, ReviewStatus  # noqa: E402
 from tests.factories import NEGATIVE, POSITIVE  # noqa: E402
 
 SAMPLE_EVERY_S = 10
+SUBMITTED = ("accepted", "refused", "errors")  # what became of each submission
 
 
 def memory(service: Service) -> dict[str, float]:
@@ -181,6 +182,7 @@ def main() -> None:
         "seconds": round(loaded_s),
         "max_backlog": args.max_backlog,
         "submissions": dict(outcomes.counts),
+        "sent_per_s": round(sum(outcomes.counts[k] for k in SUBMITTED) / loaded_s, 1),
         "accepted_per_s": round(accepted / loaded_s, 1),
         "first_errors": outcomes.errors[:5],
         "done": done,

@@ -14,6 +14,9 @@ takes the whole machine):
    each process: web (gunicorn and its workers), the scoring workers, Redis, PostgreSQL and the
    load client itself.
 3. Open loop at half the closed loop's rate, for `--seconds`: latency at that load.
+4. The web's CPU for a request that does nothing (GET /healthz): the floor under each of the
+   two requests a review takes.
+5. How long the service took to say ready (/readyz), and to score a review submitted then.
 
 The service runs on a scratch database created on the server of `--database-url` (the role
 needs CREATEDB) and dropped afterwards; without it, on SQLite, whose work is then the web's and
@@ -190,6 +193,24 @@ def closed_loop(
     return len(latencies), time.perf_counter() - started, latencies
 
 
+def empty_requests(port: int, processes: Processes, count: int = 2000) -> float:
+    """The web's CPU seconds per request that does nothing (GET /healthz), from 4 clients: the
+    floor under every request of the service."""
+
+    def run() -> None:
+        client = Client(port)
+        for _ in range(count // 4):
+            client.call("GET", "/healthz")
+
+    before = processes.cpu()["web"]
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return (processes.cpu()["web"] - before) / count
+
+
 def open_loop(port: int, texts: list[str], rate: float, seconds: float) -> list[float]:
     """Reviews offered at `rate` per second for `seconds`; each one's latency."""
     total = int(rate * seconds)
@@ -245,6 +266,7 @@ def main() -> None:
             done, seconds, latencies = closed_loop(service.port, texts, args.clients, args.seconds)
             after = processes.cpu()
             half = open_loop(service.port, texts, done / seconds / 2, args.seconds)
+            floor = empty_requests(service.port, processes)
         finally:
             service.close()
 
@@ -269,6 +291,10 @@ def main() -> None:
     print(f"| closed loop | {' | '.join(f'{v * 1000:.2f}' for v in cpu.values())} "
           f"| {service_cpu * 1000:.2f} ({service_cpu / scorer_cpu:.1f}x) "
           f"| {scorer_cpu * 1000:.2f} |")  # fmt: skip
+    print(f"\nAn empty request (GET /healthz) costs the web {floor * 1000:.2f} ms of CPU; a review "
+          f"takes two requests.")  # fmt: skip
+    print(f"\nReady {service.ready_s:.1f} s after start; a review submitted then was done "
+          f"{service.first_review_s * 1000:.0f} ms later.")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -159,13 +159,18 @@ class Service:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        """Wait until /readyz says ready, then score a first review. Records the seconds from
+        start to ready (`ready_s`, to 0.5 s) and from ready to that review done
+        (`first_review_s`, to 0.05 s)."""
+        started = time.monotonic()
+        while time.monotonic() < started + 120:
             try:
                 with urllib.request.urlopen(f"{self.base}/readyz", timeout=2):
                     pass
+                ready = time.monotonic()
                 self.submit(["warm up the worker"])
                 if self.wait_done(1, 60):
+                    self.ready_s, self.first_review_s = ready - started, time.monotonic() - ready
                     return
             except OSError:
                 time.sleep(0.5)

@@ -228,16 +228,16 @@ class TrainingRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-POOL_SIZE = 10  # connections per process; a web process's 32 threads mostly wait on other things
+POOL_SIZE = 10  # connections kept per process; a web process's threads mostly wait on other things
 
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`. SQLite gets WAL and foreign keys so web and workers can share it;
     PostgreSQL sessions run in UTC, so times come back in UTC whatever the server's zone.
 
-    A server's connections are kept: up to POOL_SIZE open per process, and a thread that finds
-    them all busy waits for one rather than opening another, whose authentication costs both
-    sides more CPU than the queries it would serve."""
+    A server's connections are kept, POOL_SIZE per process: opening one (an authentication)
+    costs both sides more CPU than the queries it serves. A burst past them opens up to as many
+    more, closed after use; past those, a thread waits for one to come free."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -249,7 +249,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    pooled: dict = {"pool_pre_ping": True, "pool_size": POOL_SIZE, "max_overflow": 0}
+    pooled: dict = {"pool_pre_ping": True, "pool_size": POOL_SIZE, "max_overflow": POOL_SIZE}
     if make_url(url).get_backend_name() == "postgresql":
         return create_engine(url, connect_args={"options": "-c timezone=UTC"}, **pooled)
     return create_engine(url, **pooled)

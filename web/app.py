@@ -11,6 +11,7 @@ import redis
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
@@ -119,6 +120,12 @@ def register_error_handlers(app: Flask) -> None:
         log.error("database unavailable: %s", exc.orig)
         message = "The database is unavailable; nothing was stored. Try again shortly."
         return respond(503, "database_unavailable", message)
+
+    @app.errorhandler(PoolTimeout)
+    def database_busy(exc: PoolTimeout):
+        log.warning("no database connection came free: %s", exc)
+        message = "The database is busy; nothing was stored. Try again shortly."
+        return respond(503, "database_busy", message)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -1,4 +1,4 @@
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from sentiment_core.db import Review, make_engine, make_sessionmaker
 from tests.web.test_pages import csrf, scored_review
@@ -78,3 +78,25 @@ def test_an_unreachable_database_answers_503_and_stores_nothing(
     services.sessions = working
     assert client.post("/api/v1/reviews", json={"text": "a fine film"}).status_code == 202
     assert reviews_stored(sessions) == 1
+
+
+def test_a_database_with_no_connection_free_answers_503_and_stores_nothing(
+    app, client, sessions, tiny_model, tmp_path
+) -> None:
+    services = get_services(app)
+    working = services.sessions
+    url = working.kw["bind"].url
+    engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    services.sessions = make_sessionmaker(engine)
+    with engine.connect():  # the only connection, taken
+        response = client.post("/api/v1/reviews", json={"text": "a fine film"})
+    assert response.status_code == 503
+    assert response.json["error"] == {
+        "code": "database_busy",
+        "message": "The database is busy; nothing was stored. Try again shortly.",
+    }
+    assert reviews_stored(sessions) == 0
+    assert client.post("/api/v1/reviews", json={"text": "a fine film"}).status_code == 202
+    assert reviews_stored(sessions) == 1
+    services.sessions = working
+    engine.dispose()
