@@ -235,9 +235,10 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`. SQLite gets WAL and foreign keys so web and workers can share it;
     PostgreSQL sessions run in UTC, so times come back in UTC whatever the server's zone.
 
-    A server's connections are kept, POOL_SIZE per process: opening one (an authentication)
-    costs both sides more CPU than the queries it serves. A burst past them opens up to as many
-    more, closed after use; past those, a thread waits for one to come free."""
+    A server's connections are kept, POOL_SIZE per process, and a thread that finds them all
+    busy waits for one to come free (web/app.py answers 503 after 30 s): opening more for a
+    burst, and closing them after, cost a fifth of the service's throughput in
+    bench/overhead.py, since each opening is an authentication."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -249,7 +250,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    pooled: dict = {"pool_pre_ping": True, "pool_size": POOL_SIZE, "max_overflow": POOL_SIZE}
+    pooled: dict = {"pool_pre_ping": True, "pool_size": POOL_SIZE, "max_overflow": 0}
     if make_url(url).get_backend_name() == "postgresql":
         return create_engine(url, connect_args={"options": "-c timezone=UTC"}, **pooled)
     return create_engine(url, **pooled)
