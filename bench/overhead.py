@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -161,85 +161,88 @@ def tree_cpu(pid: int) -> float:
     return sum(busy(p) for p in [root, *root.children(recursive=True)])
 
 
-def closed_loop(
-    port: int, texts: list[str], clients: int, seconds: float
-) -> tuple[int, float, list[float]]:
-    """Reviews finished, the seconds it took, and each one's latency."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
+class Latencies:
+    """Each review's latency, sent from many client threads; the first failure stops them."""
 
-    def run(k: int) -> None:
-        client, sent = Client(port), k
-        while time.perf_counter() < stop_at and not errors:
-            try:
-                latency = client.review(texts[sent % len(texts)])
-            except (RuntimeError, OSError) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-                return
-            with lock:
-                latencies.append(latency)
-            sent += clients
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    def review(self, client: Client, text: str) -> bool:
+        """Send one review and wait for it; False once any client has failed."""
+        try:
+            latency = client.review(text)
+        except (RuntimeError, OSError) as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return False
+        with self.lock:
+            self.values.append(latency)
+        return not self.errors
+
+    def check(self) -> list[float]:
+        if self.errors:
+            raise RuntimeError(f"{len(self.errors)} clients failed; the first: {self.errors[0]}")
+        return self.values
+
+
+def run_threads(target: Callable[[int], None], count: int) -> None:
+    """Run `target(k)` for k in range(count), each in a thread of its own, to the end."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} clients failed; the first: {errors[0]}")
-    return len(latencies), time.perf_counter() - started, latencies
+
+
+def closed_loop(
+    port: int, texts: list[str], clients: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    """Reviews finished, the seconds it took, and each one's latency."""
+    latencies = Latencies()
+    started = time.perf_counter()
+
+    def run(k: int) -> None:
+        client, sent = Client(port), k
+        while time.perf_counter() < started + seconds:
+            if not latencies.review(client, texts[sent % len(texts)]):
+                return
+            sent += clients
+
+    run_threads(run, clients)
+    done = latencies.check()
+    return len(done), time.perf_counter() - started, done
 
 
 def empty_requests(port: int, processes: Processes, count: int = 2000) -> float:
     """The web's CPU seconds per request that does nothing (GET /healthz), from 4 clients: the
     floor under every request of the service."""
 
-    def run() -> None:
+    def run(_: int) -> None:
         client = Client(port)
         for _ in range(count // 4):
             client.call("GET", "/healthz")
 
     before = processes.cpu()["web"]
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(run, 4)
     return (processes.cpu()["web"] - before) / count
 
 
 def open_loop(port: int, texts: list[str], rate: float, seconds: float) -> list[float]:
     """Reviews offered at `rate` per second for `seconds`; each one's latency."""
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
+    latencies = Latencies()
     started = time.perf_counter()
     senders = max(8, int(rate))  # enough that a waiting sender never delays the next review
 
     def run(k: int) -> None:
         client = Client(port)
-        for sent in range(k, total, senders):
+        for sent in range(k, int(rate * seconds), senders):
             time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
-            try:
-                latency = client.review(texts[sent % len(texts)])
-            except (RuntimeError, OSError) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
+            if not latencies.review(client, texts[sent % len(texts)]):
                 return
-            with lock:
-                latencies.append(latency)
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} senders failed; the first: {errors[0]}")
-    return latencies
+    run_threads(run, senders)
+    return latencies.check()
 
 
 def main() -> None:

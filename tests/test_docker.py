@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry, multiprocess
 from sentiment_cli.processes import free_port
 from sentiment_core.readiness import READY_TTL_S
 from tests.conftest import ROOT
-from tests.factories import NEGATIVE, POSITIVE, write_jsonl
+from tests.factories import write_jsonl
 from tests.test_compose import SERVICES
-from tests.test_end_to_end import call, readiness
+from tests.test_end_to_end import call, readiness, submit_batches
 
 pytestmark = pytest.mark.docker
 
@@ -105,16 +105,7 @@ class Stack:
         )
 
     def submit(self, submissions: int, per_submission: int) -> list[int]:
-        ids = []
-        texts = POSITIVE + NEGATIVE
-        for s in range(submissions):
-            reviews = [
-                {"text": f"{texts[(s + i) % len(texts)]} ({s}-{i})"} for i in range(per_submission)
-            ]
-            status, body = call(f"{self.base}/api/v1/reviews", {"reviews": reviews})
-            assert status == 202, body
-            ids += body["ids"]
-        return ids
+        return submit_batches(self.base, submissions, per_submission)
 
     def reviews(self) -> dict[str, int]:
         """Reviews by status, as the API's stats count them."""

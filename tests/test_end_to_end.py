@@ -29,6 +29,20 @@ def call(url: str, payload: dict | None = None, timeout: float = 10) -> tuple[in
         return response.status, json.loads(response.read())
 
 
+def submit_batches(base: str, submissions: int, per_submission: int) -> list[int]:
+    """Submit `submissions` batches of `per_submission` distinct reviews; their ids."""
+    ids = []
+    texts = POSITIVE + NEGATIVE
+    for s in range(submissions):
+        reviews = [
+            {"text": f"{texts[(s + i) % len(texts)]} ({s}-{i})"} for i in range(per_submission)
+        ]
+        status, body = call(f"{base}/api/v1/reviews", {"reviews": reviews})
+        assert status == 202, body
+        ids += body["ids"]
+    return ids
+
+
 def wait_for_results(base: str, ids: list[int], timeout: float = 120) -> dict[int, dict]:
     deadline = time.monotonic() + timeout
     results: dict[int, dict] = {}

@@ -29,7 +29,7 @@ from sentiment_core.db import (
 )
 from tests.conftest import ROOT, close_database, service_env
 from tests.factories import NEGATIVE, POSITIVE
-from tests.test_end_to_end import call
+from tests.test_end_to_end import call, submit_batches
 
 pytestmark = pytest.mark.integration
 
@@ -75,16 +75,7 @@ class Deployment:
         return self.start("sentiment_cli.main", "worker", "--loglevel", "WARNING")
 
     def submit(self, submissions: int, per_submission: int) -> list[int]:
-        ids = []
-        texts = POSITIVE + NEGATIVE
-        for s in range(submissions):
-            reviews = [
-                {"text": f"{texts[(s + i) % len(texts)]} ({s}-{i})"} for i in range(per_submission)
-            ]
-            status, body = call(f"{self.base}/api/v1/reviews", {"reviews": reviews})
-            assert status == 202
-            ids += body["ids"]
-        return ids
+        return submit_batches(self.base, submissions, per_submission)
 
     def counts(self) -> dict[ReviewStatus, int]:
         with self.sessions() as session:
