@@ -38,8 +38,8 @@ def create_celery(settings: Settings) -> Celery:
         # Longer than any batch takes; a message unacknowledged this long is delivered again.
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         worker_hijack_root_logger=False,
-        # A pool process loads and compiles its model before it takes work (about 30 s for the
-        # `best` model on 2 cores); Celery's default would kill it after 4 s.
+        # A prefork pool process loads and compiles its model before it takes work (about 30 s
+        # for the `best` model on 2 cores); Celery's default would kill it after 4 s.
         worker_proc_alive_timeout=300,
     )
     return app

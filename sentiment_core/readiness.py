@@ -1,4 +1,4 @@
-"""Which scoring workers are ready, across processes and hosts: each scoring pool process that
+"""Which scoring workers are ready, across processes and hosts: each process scoring reviews that
 holds a model version with its shapes compiled keeps a record in Redis, and refreshes it; a
 record not refreshed (its process died or hung) expires. The web's /readyz counts the records
 that hold the active version."""
@@ -10,7 +10,7 @@ import socket
 
 from redis import Redis
 
-READY_KEY = "sentiment:ready:"  # + "<host>:<pid>" of a scoring pool process; holds its version
+READY_KEY = "sentiment:ready:"  # + "<host>:<pid>" of a scoring process; holds its version
 READY_TTL_S = 15  # a process that stops refreshing its record drops out within this
 REFRESH_EVERY_S = 5  # a third of the TTL: two refreshes may be late before the record expires
 

@@ -1,8 +1,8 @@
 """The worker pool's Prometheus metrics.
 
-Each pool process records into files under PROMETHEUS_MULTIPROC_DIR when that is set (as
-`sentiment up` and `sentiment worker` do), so the web process's /metrics, or the worker's own
-metrics port, reports the whole pool on the machine.
+Each scoring process (a worker, or each of its pool processes) records into files under
+PROMETHEUS_MULTIPROC_DIR when that is set (as `sentiment up` and `sentiment worker` do), so the
+web process's /metrics, or the worker's own metrics port, reports the whole pool on the machine.
 """
 
 from prometheus_client import Counter, Histogram
