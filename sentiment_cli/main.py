@@ -109,15 +109,28 @@ def train(
     "(default: the unlabeled archive beside the data, under its official name).",
 )  # fmt: skip
 @click.option("--data", "data_path", help="The labeled dataset (default: IMDB_DATA).")
-@click.option("--epochs", default=PretrainConfig.epochs, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--epochs", default=PretrainConfig.epochs, show_default=True, type=click.IntRange(1),
+    help="Passes of the word vectors over the text.",
+)  # fmt: skip
+@click.option(
+    "--lm-epochs", default=PretrainConfig.lm_epochs, show_default=True, type=click.IntRange(0),
+    help="Passes of the language model over the text (0: word vectors only).",
+)  # fmt: skip
 @click.option(
     "--dim", default=PretrainConfig.dim, show_default=True, type=click.IntRange(1),
     help="Vector width: the embedding width of the presets that start from them.",
 )  # fmt: skip
-def pretrain(unlabeled: str | None, data_path: str | None, epochs: int, dim: int) -> None:
-    """Learn word vectors from the unlabeled and the training reviews (never the test reviews)
-    for the presets that start from them; an interrupted run resumes after its last finished
-    epoch."""
+@click.option(
+    "--units", default=PretrainConfig.lm_units, show_default=True, type=click.IntRange(1),
+    help="The language model's LSTM units: those of the presets that start from it.",
+)  # fmt: skip
+def pretrain(
+    unlabeled: str | None, data_path: str | None, epochs: int, lm_epochs: int, dim: int, units: int
+) -> None:
+    """Learn word vectors, then a language model, from the unlabeled and the training reviews
+    (never the test reviews), for the presets that start from them; an interrupted run resumes
+    after its last finished epoch."""
     from tqdm import tqdm
 
     from trainer.data import DataError, load_dataset, load_unlabeled, resolve_data, unlabeled_path
@@ -141,13 +154,11 @@ def pretrain(unlabeled: str | None, data_path: str | None, epochs: int, dim: int
             folder = learn_vectors(
                 texts,
                 settings.pretrained_dir,
-                PretrainConfig(dim=dim, epochs=epochs),
+                PretrainConfig(dim=dim, epochs=epochs, lm_epochs=lm_epochs, lm_units=units),
                 show,
             )
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-    click.echo(
-        f"pretrained {folder.name}: {meta['words']} word vectors from {meta['texts']} reviews"
-    )
+    click.echo(f"pretrained {folder.name}: {meta['words']} words from {meta['texts']} reviews")
 
 
 def make_sessions():
@@ -456,8 +467,8 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
                 and not latest_artifact(settings.pretrained_dir)
             ):
                 click.echo(
-                    f"the {preset} preset starts from pretrained word vectors and there are none "
-                    "yet, so the first model is the `quick` preset; for the better one run "
+                    f"the {preset} preset starts from a pretrained language model and there is "
+                    "none yet, so the first model is the `quick` preset; for the better one run "
                     f"`sentiment pretrain`, then `sentiment train --preset {preset}`"
                 )
                 how = ["--preset", "quick"]

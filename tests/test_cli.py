@@ -167,28 +167,33 @@ def test_evaluate_without_a_branch_reports_what_the_other_carries(settings, tiny
     assert unknown.returncode == 2 and "'head' is not one of 'lstm', 'ngrams'" in unknown.stderr
 
 
-def test_pretrain_then_train_a_preset_that_starts_from_the_vectors(settings, tmp_path) -> None:
+def test_pretrain_then_train_a_preset_that_starts_from_it(settings, tmp_path) -> None:
+    preset = "tiny-pretrained"
     folder = write_imdb_folder(tmp_path / "data", urls=True, unlabeled=True)
-    before = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
+    before = sentiment(settings, "train", "--data", str(folder), "--preset", preset)
     assert before.returncode == 1
     assert before.stderr.strip().endswith("run `sentiment pretrain` first")
-    wrong = sentiment(settings, "pretrain", "--data", str(folder), "--epochs", "1")
-    assert wrong.returncode == 0, wrong.stderr  # 128-wide vectors
-    mismatch = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
-    assert mismatch.returncode == 1
-    assert mismatch.stderr.splitlines()[-1] == "Error: pretrained vectors are 128-wide, not 16"
-    args = ("pretrain", "--data", str(folder), "--epochs", "2", "--dim", "16")
+    for wrong, error in (
+        (("--lm-epochs", "0"), "pretrained vectors are 128-wide, not 16"),
+        (("--dim", "16", "--units", "4"), "the pretrained LSTM has 4 units, the preset's 8"),
+    ):
+        result = sentiment(settings, "pretrain", "--data", str(folder), "--epochs", "1", *wrong)
+        assert result.returncode == 0, result.stderr
+        mismatch = sentiment(settings, "train", "--data", str(folder), "--preset", preset)
+        assert mismatch.returncode == 1
+        assert mismatch.stderr.splitlines()[-1] == f"Error: {error}"
+    args = ("pretrain", "--data", str(folder), "--epochs", "2", "--dim", "16", "--units", "8")
     result = sentiment(settings, *args)
     assert result.returncode == 0, result.stderr
-    meta = json.loads((settings.model_dir / "pretrained" / "p2" / "pretrain.json").read_text())
+    meta = json.loads((settings.model_dir / "pretrained" / "p3" / "pretrain.json").read_text())
     # 12 training reviews and 4 unlabeled ones: a repeat and a copy of a test review left out
-    assert meta["texts"] == 16
-    assert result.stdout.strip() == f"pretrained p2: {meta['words']} word vectors from 16 reviews"
+    assert meta["texts"] == 16 and len(meta["lm_losses"]) == 6
+    assert result.stdout.strip() == f"pretrained p3: {meta['words']} words from 16 reviews"
     assert "pretraining: 100%" in result.stderr  # the progress bar
-    trained = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny-pretrained")
+    trained = sentiment(settings, "train", "--data", str(folder), "--preset", preset)
     assert trained.returncode == 0, trained.stderr
     metrics = json.loads((settings.model_dir / "v1" / "report" / "metrics.json").read_text())
-    assert metrics["pretrained"] == "p2" and metrics["test_accuracy"] == 1.0
+    assert metrics["pretrained"] == "p3" and metrics["test_accuracy"] == 1.0
 
 
 def test_pretrain_needs_unlabeled_reviews(settings, tmp_path) -> None:

@@ -1,10 +1,12 @@
-"""Word vectors learned from unlabeled text: what the `best` and `lstm` presets start from.
+"""Pretraining on unlabeled text: what the `best` and `lstm` presets start from.
 
-Skip-gram word2vec (gensim) reads the training reviews and the dataset's 50,000 unlabeled
-reviews, less every text equal to a test review. A run writes a numbered artifact (`p1`, `p2`,
-...) under MODEL_DIR/pretrained with the checksum of its files; it checkpoints after every epoch
-in a working folder named after its data and settings, so the same run started again after an
-interruption resumes from its last finished epoch.
+It reads the training reviews and the dataset's 50,000 unlabeled reviews, less every text equal
+to a test review, in two stages: skip-gram word vectors (gensim's word2vec), then a recurrent
+language model (`trainer/language_model.py`) whose embedding starts from those vectors. A run
+writes a numbered artifact (`p1`, `p2`, ...) under MODEL_DIR/pretrained: the language model's
+words, their embedding and its LSTM, with the checksum of the files. It checkpoints after every
+epoch of either stage in a working folder named after its data and settings, so the same run
+started again after an interruption resumes from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentiment_core.text import tokenize
+from trainer.language_model import LSTM_WEIGHTS, UNKNOWN, tokens_per_epoch
 
 if TYPE_CHECKING:
     import numpy as np
 
 VECTORS_FILE = "vectors.npy"  # float32 [words, dim], row i is WORDS_FILE's word i
 WORDS_FILE = "words.json"
+LSTM_FILE = "lstm.npz"  # the language model's LSTM cell, where it has one
 META_FILE = "pretrain.json"
-STATE_FILE = "state.json"  # in a working folder: the epochs done and their checkpoint
+STATE_FILE = "state.json"  # in a working folder: the stage, its epochs done, their checkpoint
 CHUNKS_PER_EPOCH = 20  # progress is reported this often per pass over the text
 ALPHA, MIN_ALPHA = 0.025, 0.0001  # word2vec's learning rate, falling linearly over the run
 _VERSION = re.compile(r"p([0-9]+)")
@@ -43,20 +47,30 @@ class PretrainConfig:
     dim: int = 128  # the embedding width of the presets that start from these vectors
     window: int = 5
     min_count: int = 3  # rarer words get no vector (and start from random in the model)
-    epochs: int = 5
+    epochs: int = 5  # of the word vectors
+    lm_epochs: int = 6  # passes of the language model over the texts; 0: word vectors alone
+    lm_words: int = 30_000  # the language model's vocabulary: the most frequent words
+    lm_units: int = 256  # its LSTM's, and so the classifier's
+    lm_batch: int = 256  # parallel streams of text (fewer for a small text: 4 windows each)
+    lm_window: int = 80  # words read between two updates
     seed: int = 1
 
 
 @dataclass(frozen=True)
-class WordVectors:
+class Pretrained:
+    """A pretraining artifact: words, their vectors and, from a language model, its LSTM."""
+
     version: str
     words: tuple[str, ...]
     vectors: np.ndarray
+    lstm: dict[str, np.ndarray] | None = None  # LSTM_WEIGHTS of trainer/language_model.py
 
     def matrix_for(self, vocab: Sequence[str], shape: tuple[int, int], seed: int) -> np.ndarray:
         """An embedding table of `shape` for a model whose word i + 1 is vocab[i] (row 0 is
-        padding): the pretrained vector, scaled to the size Keras starts embeddings at, where
-        there is one, else a small random row (as are rows past the vocabulary)."""
+        padding): the pretrained vector where there is one, else a small random row (as are
+        rows past the vocabulary, which no text reaches). Word2vec's vectors alone
+        are scaled to the size Keras starts embeddings at; a language model's are its own, as
+        its LSTM reads them."""
         import numpy as np
 
         if shape[1] != self.vectors.shape[1]:
@@ -65,7 +79,7 @@ class WordVectors:
             )
         rng = np.random.default_rng(seed)
         table = rng.uniform(-0.05, 0.05, shape).astype(np.float32)
-        scale = 0.05 / np.abs(self.vectors).mean()
+        scale = 1.0 if self.lstm else 0.05 / np.abs(self.vectors).mean()
         index = {word: i for i, word in enumerate(self.words)}
         for row, word in enumerate(vocab, start=1):
             if word in index:
@@ -76,9 +90,10 @@ class WordVectors:
 
 def artifact_checksum(folder: Path) -> str:
     digest = hashlib.sha256()
-    for name in (VECTORS_FILE, WORDS_FILE):
-        digest.update(name.encode())
-        digest.update((folder / name).read_bytes())
+    for name in (VECTORS_FILE, WORDS_FILE, LSTM_FILE):
+        if (folder / name).is_file():
+            digest.update(name.encode())
+            digest.update((folder / name).read_bytes())
     return digest.hexdigest()
 
 
@@ -95,23 +110,25 @@ def latest_artifact(root: Path) -> Path | None:
     return max(versions, key=lambda p: int(p.name[1:]), default=None)
 
 
-def load_vectors(folder: Path) -> WordVectors:
+def load_pretrained(folder: Path) -> Pretrained:
     import numpy as np
 
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     if artifact_checksum(folder) != meta["sha256"]:
         raise PretrainError(f"{folder}: files do not match their recorded checksum")
     words = tuple(json.loads((folder / WORDS_FILE).read_text(encoding="utf-8")))
-    return WordVectors(folder.name, words, np.load(folder / VECTORS_FILE))
+    lstm = None
+    if (folder / LSTM_FILE).is_file():
+        with np.load(folder / LSTM_FILE) as saved:
+            lstm = dict(saved)
+    return Pretrained(folder.name, words, np.load(folder / VECTORS_FILE), lstm)
 
 
-def load_latest(root: Path) -> WordVectors:
+def load_latest(root: Path) -> Pretrained:
     folder = latest_artifact(root)
     if folder is None:
-        raise PretrainError(
-            f"no pretrained word vectors under {root}: run `sentiment pretrain` first"
-        )
-    return load_vectors(folder)
+        raise PretrainError(f"nothing pretrained under {root}: run `sentiment pretrain` first")
+    return load_pretrained(folder)
 
 
 def pretrain(
@@ -120,10 +137,12 @@ def pretrain(
     config: PretrainConfig,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Path:
-    """Learn word vectors from `texts`; returns the new artifact's folder under `root`.
+    """Pretrain on `texts`; returns the new artifact's folder under `root`.
 
-    `progress` is called with the words read so far (over every epoch) and the total to read.
+    `progress` is called with the words read so far (over every epoch of both stages) and the
+    total to read.
     """
+    import numpy as np
     from gensim.models import Word2Vec
 
     started = time.monotonic()
@@ -135,9 +154,9 @@ def pretrain(
     state = _read_state(work)
     spent = state.get("seconds", 0.0) - started  # plus the clock: seconds over every attempt
     if state:
-        model = Word2Vec.load(str(work / state["checkpoint"] / "model"))
+        vectors = Word2Vec.load(str(work / state["vectors"] / "model"))
     else:
-        model = Word2Vec(
+        vectors = Word2Vec(
             vector_size=config.dim,
             window=config.window,
             min_count=config.min_count,
@@ -146,34 +165,71 @@ def pretrain(
             workers=os.cpu_count() or 1,
             seed=config.seed,
         )
-        model.build_vocab(sentences)
+        vectors.build_vocab(sentences)
+    words = tuple(vectors.wv.index_to_key[: config.lm_words])
+    index = {word: i for i, word in enumerate(words, start=UNKNOWN + 1)}
+    lm_sequences = [[index.get(word, UNKNOWN) for word in sentence] for sentence in sentences]
+    words_read = sum(map(len, lm_sequences))
+    lanes = max(1, min(config.lm_batch, words_read // (4 * config.lm_window)))
+    next_words = tokens_per_epoch(lm_sequences, lanes, config.lm_window)
+    total = config.epochs * vectors.corpus_total_words + config.lm_epochs * next_words
+    vectors_done, lm_done = state.get("vector_epochs", 0), state.get("lm_epochs", 0)
+    done = [vectors_done * vectors.corpus_total_words + lm_done * next_words]
+    progress(done[0], total)
+
+    def advance(words_read: int) -> None:
+        done[0] += words_read
+        progress(done[0], total)
+
     chunk = -(-len(sentences) // CHUNKS_PER_EPOCH)
     steps = config.epochs * CHUNKS_PER_EPOCH
-    total = config.epochs * model.corpus_total_words
-    done = state.get("epochs", 0) * model.corpus_total_words
-    progress(done, total)
-    for epoch in range(state.get("epochs", 0), config.epochs):
+    for epoch in range(vectors_done, config.epochs):
         for part in range(CHUNKS_PER_EPOCH):
             step = epoch * CHUNKS_PER_EPOCH + part
             batch = sentences[part * chunk : (part + 1) * chunk]
-            model.train(
+            vectors.train(
                 batch,
                 total_examples=len(batch),
                 epochs=1,
                 start_alpha=ALPHA - (ALPHA - MIN_ALPHA) * step / steps,
                 end_alpha=ALPHA - (ALPHA - MIN_ALPHA) * (step + 1) / steps,
             )
-            done += sum(map(len, batch))
-            progress(done, total)
-        _checkpoint(model, work, epoch + 1, spent + time.monotonic())
+            advance(sum(map(len, batch)))
+        state = _checkpoint(work, state, spent, vector_epochs=epoch + 1, vectors=vectors)
+    model = None
+    if config.lm_epochs:
+        from trainer.language_model import LanguageModel
+
+        first = Pretrained("", tuple(vectors.wv.index_to_key), vectors.wv.vectors)
+        table = first.matrix_for(("<unknown>", *words), (len(words) + 2, config.dim), config.seed)
+        steps = config.lm_epochs * next_words // (lanes * config.lm_window)
+        model = LanguageModel(table, config.lm_units, config.seed, steps)
+        if state.get("lm"):
+            with np.load(work / state["lm"]) as saved:
+                model.set_weights(dict(saved))
+        for epoch in range(lm_done, config.lm_epochs):
+            loss = model.train_epoch(
+                lm_sequences, lanes, config.lm_window, config.seed + epoch, advance
+            )
+            losses = [*state.get("lm_losses", []), round(loss, 4)]
+            state = _checkpoint(
+                work, state, spent, lm_epochs=epoch + 1, lm=model.weights(), lm_losses=losses
+            )
     meta = {
-        "method": "word2vec skip-gram (gensim)",
+        "method": "word2vec skip-gram (gensim), then an LSTM language model",
         "config": asdict(config),
         "texts": len(texts),
         "data_fingerprint": fingerprint,
-        "seconds": round(spent + time.monotonic(), 3),
+        "seconds": round(spent + time.monotonic(), 1),
+        "lm_losses": state.get("lm_losses", []),  # sampled-softmax loss, each epoch's mean
     }
-    return _publish(model, work, root, meta)
+    if model is None:
+        artifact = Pretrained("", tuple(vectors.wv.index_to_key), vectors.wv.vectors)
+    else:
+        weights = model.weights()
+        lstm = {name: weights[name] for name in LSTM_WEIGHTS}
+        artifact = Pretrained("", words, weights["embedding"][UNKNOWN + 1 :], lstm)
+    return _publish(artifact, work, root, meta)
 
 
 def _read_state(work: Path) -> dict:
@@ -181,32 +237,54 @@ def _read_state(work: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _checkpoint(model: Any, work: Path, epochs: int, seconds: float) -> None:
-    """Save the model after `epochs` epochs, then switch the state to it in one rename, so an
-    interruption at any point leaves the last whole checkpoint in force."""
-    folder = work / f"epoch-{epochs}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    model.save(str(folder / "model"))
-    previous = _read_state(work).get("checkpoint")
+def _checkpoint(
+    work: Path,
+    state: dict,
+    spent: float,
+    *,
+    vector_epochs: int | None = None,
+    lm_epochs: int | None = None,
+    vectors: Any = None,
+    lm: dict | None = None,
+    lm_losses: list[float] | None = None,
+) -> dict:
+    """Save what an epoch finished, then switch the state to it in one rename, so that an
+    interruption at any point leaves the last whole checkpoint in force; returns the state."""
+    import numpy as np
+
+    new = dict(state, seconds=spent + time.monotonic())
+    if vectors is not None:
+        new["vector_epochs"], new["vectors"] = vector_epochs, f"vectors-{vector_epochs}"
+        folder = work / new["vectors"]
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        vectors.save(str(folder / "model"))
+    if lm is not None:
+        new["lm_epochs"], new["lm"] = lm_epochs, f"lm-{lm_epochs}.npz"
+        np.savez(work / new["lm"], **lm)
+        new["lm_losses"] = lm_losses
     tmp = work / f"{STATE_FILE}.tmp"
-    state = {"epochs": epochs, "checkpoint": folder.name, "seconds": seconds}
-    tmp.write_text(json.dumps(state), encoding="utf-8")
+    tmp.write_text(json.dumps(new), encoding="utf-8")
     tmp.replace(work / STATE_FILE)
-    if previous and previous != folder.name:
-        shutil.rmtree(work / previous, ignore_errors=True)
+    for name in ("vectors", "lm"):
+        if state.get(name) and state[name] != new[name]:
+            old = work / state[name]
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    return new
 
 
-def _publish(model: Any, work: Path, root: Path, meta: dict) -> Path:
+def _publish(artifact: Pretrained, work: Path, root: Path, meta: dict) -> Path:
     import numpy as np
 
     staged = work / "artifact"
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir()
-    np.save(staged / VECTORS_FILE, model.wv.vectors.astype(np.float32))
-    words = list(model.wv.index_to_key)
-    (staged / WORDS_FILE).write_text(json.dumps(words), encoding="utf-8")
-    meta = meta | {"words": len(words), "sha256": artifact_checksum(staged)}
+    np.save(staged / VECTORS_FILE, artifact.vectors.astype(np.float32))
+    (staged / WORDS_FILE).write_text(json.dumps(list(artifact.words)), encoding="utf-8")
+    if artifact.lstm:
+        lstm: dict[str, Any] = artifact.lstm
+        np.savez(staged / LSTM_FILE, **lstm)
+    meta = meta | {"words": len(artifact.words), "sha256": artifact_checksum(staged)}
     (staged / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     latest = latest_artifact(root)
     final = root / f"p{int(latest.name[1:]) + 1 if latest else 1}"

@@ -48,7 +48,7 @@ from sentiment_core.text import Preprocessor, tokenize
 from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
 from trainer.evaluation import classification_metrics
-from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_vectors
+from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
             learning_rate=FINE_TUNE_LEARNING_RATE,
         )
     else:  # from the latest pretrained vectors where the preset starts from them
-        request = with_vectors(TrainRequest(preset=active.preset, seed=DEFAULT_SEED), settings)
+        request = with_pretrained(TrainRequest(preset=active.preset, seed=DEFAULT_SEED), settings)
     staged = staging_dir(settings)
     try:
         metrics, fingerprint, candidate = train_into(staged, Dataset(train, imdb.test), request)

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from trainer.analysis import analyse
 from trainer.batches import BucketedBatches
 from trainer.data import Dataset
 from trainer.evaluation import classification_metrics
+from trainer.language_model import LSTM_WEIGHTS
 from trainer.model import DEFAULT_SEED, PRESETS, build_model, build_stacked_trainer
-from trainer.pretrain import WordVectors, load_latest
+from trainer.pretrain import Pretrained, PretrainError, load_latest
 from trainer.report import EXAMPLE_REVIEWS, write_json, write_test_report, write_training_curves
 from trainer.stacking import assign_folds, fit_regression, out_of_fold_scores, regression_scores
 
@@ -38,7 +40,7 @@ class TrainRequest:
     seed: int = DEFAULT_SEED
     base: Path | None = None  # an artifact to continue training from, with its vocabulary
     learning_rate: float | None = None  # the optimizer's; None keeps the preset's (Adam default)
-    vectors: WordVectors | None = None  # pretrained word vectors to start the embedding from
+    pretrained: Pretrained | None = None  # what pretraining learned, to start the model from
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
@@ -47,7 +49,7 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
     The fixed IMDb slice that retraining runs judge candidates on is never trained on, so the
     first model and every candidate are compared on reviews none of them has seen.
     """
-    request = with_vectors(request, settings)
+    request = with_pretrained(request, settings)
     staged = staging_dir(settings)
     _, rest = dataset.train.hold_out(settings.gate_imdb_reviews)
     metrics, fingerprint, _ = train_into(staged, Dataset(rest, dataset.test), request)
@@ -66,11 +68,37 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
         engine.dispose()
 
 
-def with_vectors(request: TrainRequest, settings: Settings) -> TrainRequest:
-    """The request with the latest pretrained word vectors when its preset starts from them."""
+def with_pretrained(request: TrainRequest, settings: Settings) -> TrainRequest:
+    """The request with the latest pretraining artifact when its preset starts from one."""
     if request.base or not PRESETS[request.preset].pretrained:
         return request
-    return dataclasses.replace(request, vectors=load_latest(settings.pretrained_dir))
+    return dataclasses.replace(request, pretrained=load_latest(settings.pretrained_dir))
+
+
+def start_from_pretrained(
+    model: Any, pretrained: Pretrained, vocab: Sequence[str], seed: int
+) -> None:
+    """Start the embedding from the pretrained vectors and, when pretraining learned a language
+    model, the (forward) LSTM from its LSTM."""
+    import keras
+
+    words = model.get_layer(WORDS)
+    shape = (words.input_dim, words.output_dim)
+    words.set_weights([pretrained.matrix_for(vocab, shape, seed)])
+    if pretrained.lstm is None:
+        return
+    rnn = next(
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.RNN | keras.layers.Bidirectional)
+    )
+    rnn = rnn.forward_layer if isinstance(rnn, keras.layers.Bidirectional) else rnn
+    weights = [pretrained.lstm[name] for name in LSTM_WEIGHTS]
+    if [w.shape for w in weights] != [w.shape for w in rnn.get_weights()]:
+        raise PretrainError(
+            f"the pretrained LSTM has {weights[1].shape[0]} units, the preset's {rnn.units}"
+        )
+    rnn.set_weights(weights)
 
 
 def start_from_regression(model: Any, table: np.ndarray, bias: float) -> None:
@@ -118,10 +146,8 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
             train.texts, num_words=preset.num_words, max_len=preset.max_len
         )
         model = build_model(preset)
-        if request.vectors:
-            words = model.get_layer(WORDS)
-            shape = (words.input_dim, words.output_dim)
-            words.set_weights([request.vectors.matrix_for(preprocessor.vocab, shape, request.seed)])
+        if request.pretrained:
+            start_from_pretrained(model, request.pretrained, preprocessor.vocab, request.seed)
     eda = analyse(train, preprocessor, report)
     fit_part, validation = train.split_validation(preset.validation_split, request.seed)
     sequences, held = preprocessor.encode(fit_part.texts), preprocessor.encode(validation.texts)
@@ -139,8 +165,19 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         start_from_regression(model, table, bias)
         held_features = regression_scores(preset, table, preprocessor, held)
         fitted = build_stacked_trainer(model, preset)
-    if request.base or request.learning_rate:
-        optimizer = keras.optimizers.Adam(learning_rate=request.learning_rate or 0.001)
+    width = None if preset.mask else preset.max_len
+    batches = BucketedBatches(
+        sequences, fit_part.labels, preprocessor, preset.batch_size, request.seed, width, features
+    )
+    if request.base or request.learning_rate or preset.warmup:
+        rate = request.learning_rate or 0.001
+        if preset.warmup and not request.base:
+            steps = preset.epochs * len(batches)
+            warmup = int(preset.warmup * steps)
+            rate = keras.optimizers.schedules.CosineDecay(
+                0.0, steps - warmup, alpha=0.1, warmup_target=rate, warmup_steps=warmup
+            )
+        optimizer = keras.optimizers.Adam(learning_rate=rate)
         fitted.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     callbacks = []
     if preset.patience and held:
@@ -149,10 +186,6 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
                 patience=preset.patience, restore_best_weights=True, monitor="val_loss"
             )
         )
-    width = None if preset.mask else preset.max_len
-    batches = BucketedBatches(
-        sequences, fit_part.labels, preprocessor, preset.batch_size, request.seed, width, features
-    )
     validation_batches = held_out and BucketedBatches(
         *held_out, preprocessor, 256, request.seed, width, held_features
     )
@@ -188,7 +221,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         # Chosen on: movies held out of training where the data names them (validation_by).
         "validation": validation_metrics,
         "validation_by": validation.texts and ("movie" if validation.groups else "random") or None,
-        "pretrained": request.vectors.version if request.vectors else None,
+        "pretrained": request.pretrained.version if request.pretrained else None,
         "history": curves,
         "epochs_run": len(curves["loss"]),
         "preset": dataclasses.asdict(preset),
