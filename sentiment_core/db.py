@@ -200,6 +200,7 @@ class RunStatus(str, enum.Enum):
     running = "running"
     promoted = "promoted"
     rejected = "rejected"
+    waiting = "waiting"  # for more held-out feedback: the gate's evidence does not decide yet
     failed = "failed"
 
 

@@ -83,10 +83,12 @@ class Settings:
     feedback_holdout: float = setting("FEEDBACK_HOLDOUT", 0.3, SHARE)
     # most of a run's training data that feedback may make up
     feedback_max_share: float = setting("FEEDBACK_MAX_SHARE", 0.2, SHARE)
-    # the candidate must beat the active model on held-out feedback by this much
+    # the lower bound of the candidate's gain on held-out feedback must be above this
     gate_min_gain: float = setting("GATE_MIN_GAIN", 0.0)
-    # and lose at most this much accuracy on IMDb held-out
+    # and the lower bound of its IMDb held-out difference at least minus this
     gate_max_imdb_drop: float = setting("GATE_MAX_IMDB_DROP", 0.005, NOT_NEGATIVE)
+    # of the gate's two-sided intervals: each bound alone holds at (1 + this) / 2
+    gate_confidence: float = setting("GATE_CONFIDENCE", 0.90, SHARE)
     # the fixed IMDb held-out set: this many training reviews
     gate_imdb_reviews: int = setting("GATE_IMDB_REVIEWS", 2000, NOT_NEGATIVE)
     # IMDb reviews mixed with the feedback when fine-tuning

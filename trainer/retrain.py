@@ -3,8 +3,11 @@
 A run takes the IMDb training reviews and every labeled review, keeps a fixed IMDb slice and a
 stable share of the feedback out of training, trains a candidate (continuing from the active
 model, or from scratch when the vocabulary must grow), scores both models on the same held-out
-data, and promotes the candidate only when it is better on held-out feedback and not worse than
-`gate_max_imdb_drop` on the IMDb slice.
+data, and compares them pair by pair (`trainer/gate.py`): it promotes the candidate only when the
+interval of its gain on held-out feedback lies above 0 and the interval of its IMDb difference
+above -`gate_max_imdb_drop`. When the feedback interval still straddles 0 the run waits: every
+scheduled check scores both models again on the held-out feedback that has arrived since, until
+the evidence decides.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from sentiment_core.registry import (
     PREPROCESSOR_FILE,
     activate_version,
     active_version,
+    get_version,
     register_version,
 )
 from sentiment_core.runs import running_run
@@ -47,7 +51,7 @@ from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
 from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
-from trainer.evaluation import classification_metrics
+from trainer.gate import Decision, Difference, decide, paired_difference
 from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_pretrained
 
 log = logging.getLogger(__name__)
@@ -68,12 +72,6 @@ class Labeled:
     review_id: int
     text: str
     label: int  # 1 positive, 0 negative
-
-
-@dataclass(frozen=True)
-class Verdict:
-    promote: bool
-    reason: str
 
 
 def collect_feedback(session: Session) -> tuple[list[Labeled], int]:
@@ -134,33 +132,44 @@ def choose_mode(preprocessor: Preprocessor, texts: list[str]) -> tuple[RunMode, 
     )
 
 
-def judge(candidate: dict, active: dict, settings: Settings) -> Verdict:
-    """The promotion gate over both models' accuracy on the same held-out data."""
-    c_fb, a_fb = candidate["feedback_accuracy"], active["feedback_accuracy"]
-    c_imdb, a_imdb = candidate["imdb_accuracy"], active["imdb_accuracy"]
-    if c_fb is None:
-        return Verdict(False, "no held-out feedback to judge the candidate on")
-    if c_fb - a_fb <= settings.gate_min_gain:
-        return Verdict(False, f"not better on held-out feedback: {c_fb:.3f} vs {a_fb:.3f}")
-    drop = a_imdb - c_imdb
-    if drop > settings.gate_max_imdb_drop:
-        return Verdict(
-            False,
-            f"IMDb held-out accuracy fell {100 * drop:.1f} points ({c_imdb:.3f} vs {a_imdb:.3f}); "
-            f"the limit is {100 * settings.gate_max_imdb_drop:.1f}",
-        )
-    return Verdict(
-        True,
-        f"better on held-out feedback ({c_fb:.3f} vs {a_fb:.3f}) and within "
-        f"{100 * settings.gate_max_imdb_drop:.1f} points on IMDb held-out "
-        f"({c_imdb:.3f} vs {a_imdb:.3f})",
+def correct(scorer: Scorer, split: Split) -> list[bool]:
+    """Whether the model gets each review of `split` right."""
+    return [
+        (score >= 0.5) == bool(label)
+        for score, label in zip(scorer.score(split.texts), split.labels, strict=True)
+    ]
+
+
+def compare(candidate: Scorer, active: Scorer, split: Split, settings: Settings) -> Difference:
+    """The candidate's accuracy minus the active model's on `split`, with its interval."""
+    return paired_difference(
+        correct(candidate, split), correct(active, split), settings.gate_confidence
     )
 
 
-def accuracy(scorer: Scorer, split: Split) -> float | None:
-    if not split.texts:
-        return None
-    return classification_metrics(split.labels, scorer.score(split.texts))["accuracy"]
+def settle(
+    session: Session,
+    run: TrainingRun,
+    candidate: str,
+    imdb: Difference,
+    feedback: Difference,
+    settings: Settings,
+) -> None:
+    """Decide the run on both comparisons and record why, with the evidence."""
+    verdict = decide(imdb, feedback, settings.gate_max_imdb_drop, settings.gate_min_gain)
+    run.metrics = {
+        "imdb": imdb.as_dict(),
+        "feedback": feedback.as_dict(),
+        "labels_needed": verdict.labels_needed,
+    }
+    run.decision = verdict.reason
+    run.status = {
+        Decision.promote: RunStatus.promoted,
+        Decision.reject: RunStatus.rejected,
+        Decision.wait: RunStatus.waiting,
+    }[verdict.decision]
+    if verdict.decision == Decision.promote:
+        activate_version(session, candidate)
 
 
 def feedback_since(session: Session, moment: datetime) -> int:
@@ -197,6 +206,16 @@ def retrain(
         with sessions() as session:
             if running_run(session) is not None:
                 raise RunInProgress("a retraining run is already in progress")
+            waiting = session.scalar(
+                select(TrainingRun).where(TrainingRun.status == RunStatus.waiting)
+            )
+            if waiting is not None and trigger == RunTrigger.schedule:
+                recheck(settings, session, waiting)
+                session.commit()
+                return waiting
+            if waiting is not None:  # an admin asked for a new run: it replaces the waiting one
+                waiting.status = RunStatus.rejected
+                waiting.decision = f"{waiting.decision}; replaced by a run started by hand"
             if trigger == RunTrigger.schedule:
                 reason = should_retrain(session, settings)
                 if reason is None:
@@ -267,17 +286,9 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     staged = staging_dir(settings)
     try:
         metrics, fingerprint, candidate = train_into(staged, Dataset(train, imdb.test), request)
-        current = Scorer.load(active.version, base_dir, active.artifact_sha256)
-        feedback_split = Split([i.text for i in holdout], [i.label for i in holdout])
-        figures = {
-            name: {
-                "imdb_accuracy": accuracy(scorer, gate_imdb),
-                "feedback_accuracy": accuracy(scorer, feedback_split),
-            }
-            for name, scorer in (("candidate", candidate), ("active", current))
-        }
-        verdict = judge(figures["candidate"], figures["active"], settings)
-        metrics["gate"] = {"promoted": verdict.promote, "reason": verdict.reason} | figures
+        current = scorer_for(active)
+        imdb_difference = compare(candidate, current, gate_imdb, settings)
+        feedback_difference = compare(candidate, current, as_split(holdout), settings)
         row = register_version(
             session,
             staged_dir=staged,
@@ -291,9 +302,34 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)  # registering moves it; a failure leaves it
         raise
-    if verdict.promote:
-        activate_version(session, row.version)
     run.candidate_version = row.version
-    run.metrics = figures
-    run.decision = verdict.reason
-    run.status = RunStatus.promoted if verdict.promote else RunStatus.rejected
+    settle(session, run, row.version, imdb_difference, feedback_difference, settings)
+
+
+def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
+    """Judge a waiting run again on all the held-out feedback there is now."""
+    active = active_version(session)
+    candidate = get_version(session, run.candidate_version or "")
+    if active is None or candidate is None or active.version != run.base_version:
+        run.status = RunStatus.rejected
+        run.decision = f"{run.decision}; the active model changed while the run waited"
+        run.finished_at = utcnow()
+        return
+    labeled, _ = collect_feedback(session)
+    holdout = [item for item in labeled if held_out(item.review_id, settings.feedback_holdout)]
+    if len(holdout) == run.metrics["feedback"]["reviews"]:
+        return  # nothing new to judge on
+    feedback = compare(scorer_for(candidate), scorer_for(active), as_split(holdout), settings)
+    run.counts = dict(run.counts) | {"feedback_holdout": len(holdout)}
+    imdb = Difference(**run.metrics["imdb"])
+    settle(session, run, candidate.version, imdb, feedback, settings)
+    if run.status != RunStatus.waiting:
+        run.finished_at = utcnow()
+
+
+def scorer_for(row: ModelVersion) -> Scorer:
+    return Scorer.load(row.version, Path(row.artifact_path), row.artifact_sha256)
+
+
+def as_split(items: list[Labeled]) -> Split:
+    return Split([i.text for i in items], [i.label for i in items])

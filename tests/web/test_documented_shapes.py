@@ -22,6 +22,7 @@ from sentiment_core.db import (
 from sentiment_core.registry import active_version
 from tests.conftest import ADMIN_TOKEN, add_model
 from tests.web.test_fuzz import schema
+from trainer.gate import Difference
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FINISHED_SUBMISSION = "d" * 32
@@ -43,7 +44,11 @@ def filled_app(fuzz_app, settings, sessions, tiny_artifact):
                 mode="fine-tune",
                 mode_reason="the vocabulary covers the feedback",
                 counts={"labeled_reviews": 3},
-                metrics={"candidate": {"feedback_accuracy": 1.0}},
+                metrics={
+                    "feedback": Difference.from_counts(20, 9, 1, 0.9).as_dict(),
+                    "imdb": Difference.from_counts(50, 0, 0, 0.9).as_dict(),
+                    "labels_needed": None,
+                },
                 decision="promoted",
                 finished_at=utcnow(),
             )

@@ -5,6 +5,7 @@ from openapi_spec_validator import validate
 from werkzeug.routing import Rule
 
 from tests.conftest import ADMIN_TOKEN, add_model
+from trainer.gate import Difference, decide
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -122,18 +123,34 @@ def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis,
 def test_training_runs_are_listed_newest_first(client, sessions) -> None:
     from sentiment_core.db import RunStatus, TrainingRun
 
+    imdb, feedback = Difference.from_counts(2000, 0, 0, 0.9), Difference.from_counts(60, 4, 1, 0.9)
+    verdict = decide(imdb, feedback, max_imdb_drop=0.005, min_gain=0.0)
+    evidence = {
+        "imdb": imdb.as_dict(),
+        "feedback": feedback.as_dict(),
+        "labels_needed": verdict.labels_needed,
+    }
     with sessions() as session:
         session.add_all(
             [
                 TrainingRun(trigger="schedule", reason="120 new labels", status=RunStatus.rejected,
                             decision="not better on held-out feedback: 0.600 vs 0.600"),
+                TrainingRun(trigger="schedule", reason="150 new labels", status=RunStatus.waiting,
+                            metrics=evidence, decision=verdict.reason),
                 TrainingRun(trigger="admin", reason="requested by an admin"),
             ]
         )  # fmt: skip
         session.commit()
     body = client.get("/api/v1/training-runs").json
-    assert [run["trigger"] for run in body["items"]] == ["admin", "schedule"]
-    assert body["items"][0]["status"] == "running" and body["total"] == 2
-    assert body["items"][1]["decision"].startswith("not better")
+    assert [run["trigger"] for run in body["items"]] == ["admin", "schedule", "schedule"]
+    assert body["items"][0]["status"] == "running" and body["total"] == 3
+    assert body["items"][1]["status"] == "waiting" and body["items"][1]["metrics"] == evidence
+    assert body["items"][2]["decision"].startswith("not better")
     page = client.get("/models").get_data(as_text=True)
     assert "120 new labels" in page and "not better on held-out feedback" in page
+    assert f"about {verdict.labels_needed} more held-out labels to decide" in page
+    running, shown, rejected = re.findall(r'class="evidence">(.*?)</td>', page, re.S)
+    assert not running.strip() and not rejected.strip()
+    words = re.sub(r"<[^>]+>", " ", shown).split()
+    assert words[:4] == ["held-out", "feedback:", "+5.0", f"[{100 * feedback.low:+.1f},"]
+    assert "on 60 reviews, 90 %" in shown
