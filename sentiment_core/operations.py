@@ -165,6 +165,22 @@ def list_reviews(
     )
 
 
+def label_queue(*, sessions: sessionmaker[Session], limit: int) -> list[Review]:
+    """Scored reviews that nobody has labeled, those whose label would teach the model most
+    first: a score near 0.5 (the model is unsure) and many words its vocabulary lacks count
+    alike, from 0 to 1 each."""
+    uncertainty = 1 - 2 * func.abs(Review.score - 0.5)
+    priority = uncertainty + func.coalesce(Review.unknown_share, 0.0)
+    query = (
+        select(Review)
+        .where(Review.status == ReviewStatus.done, ~Review.feedback.any())
+        .order_by(priority.desc(), Review.id.desc())
+        .limit(limit)
+    )
+    with sessions() as session:
+        return list(session.scalars(query))
+
+
 def paginate(*, sessions: sessionmaker[Session], query: Select, page: int, per_page: int) -> Page:
     """One page of an ordered query's rows, with the total count."""
     with sessions() as session:

@@ -59,6 +59,29 @@ class ReviewPublic(Schema):
     error = fields.String(allow_none=True)
 
 
+class ToLabel(ReviewPublic):
+    uncertainty = fields.Function(
+        lambda review: 1 - 2 * abs(review.score - 0.5),
+        required=True,
+        metadata={
+            "type": "number",
+            "description": "1 - 2 |score - 0.5|: 1 where the model is unsure",
+        },
+    )
+    unknown_share = fields.Float(
+        allow_none=True,
+        metadata={"description": "Share of the review's words the model's vocabulary lacks"},
+    )
+
+
+class LabelQueue(Schema):
+    items = fields.List(
+        fields.Nested(ToLabel),
+        required=True,
+        metadata={"description": "Unlabeled scored reviews, the most informative first"},
+    )
+
+
 class SubmissionPublic(Schema):
     submission = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf([ReviewStatus.queued.value]))
@@ -251,7 +274,8 @@ class Readiness(Schema):
 SCHEMAS: dict[str, type[Schema]] = {
     schema.__name__: schema
     for schema in (
-        Error, ReviewPublic, ReviewPage, SubmissionPublic, FeedbackCreate, FeedbackPublic,
+        Error, ReviewPublic, ReviewPage, ToLabel, LabelQueue, SubmissionPublic, FeedbackCreate,
+        FeedbackPublic,
         ExplainedToken, RunningScore, ExplanationPublic, ExplanationQueued, ModelPublic,
         ModelDetail, ModelPage, RunPublic, RunPage, Stats, Readiness,
     )

@@ -74,6 +74,11 @@ class Preprocessor:
     def knows(self, word: str) -> bool:
         return word in self._index
 
+    def unknown_share(self, text: str) -> float:
+        """The share of the text's words outside the vocabulary (0 for a text without words)."""
+        words = tokenize(text)
+        return sum(w not in self._index for w in words) / len(words) if words else 0.0
+
     def index_of(self, word: str) -> int | None:
         return self._index.get(word)
 

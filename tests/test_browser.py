@@ -10,7 +10,14 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from sentiment_core.db import Feedback, Review, make_engine, make_sessionmaker
+from sentiment_core.db import (
+    Feedback,
+    Review,
+    ReviewStatus,
+    Sentiment,
+    make_engine,
+    make_sessionmaker,
+)
 from tests.factories import NEGATIVE, POSITIVE
 
 CHROMIUM = shutil.which("chromium")
@@ -204,3 +211,45 @@ def test_markup_in_an_explained_review_stays_text(service, browser) -> None:
     assert browser.execute_script(SHOWN_TEXT) == text
     assert browser.find_elements(By.CSS_SELECTOR, "#why script, #why img") == []
     assert browser.execute_script("return window.pwned") is None
+
+
+def test_the_label_queue_takes_labels_from_the_keyboard(service, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings, base = service
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = [
+            Review(text=text, status=ReviewStatus.done, score=score, sentiment=Sentiment.of(score))
+            for text, score in (("sure", 0.99), ("unsure", 0.5), ("fairly unsure", 0.6))
+        ]
+        session.add_all(rows)
+        session.commit()
+        sure, unsure, fairly = (row.id for row in rows)
+    engine.dispose()
+
+    def shown() -> int:
+        return int(
+            browser.find_element(By.CSS_SELECTOR, "#label-queue li:not([hidden])").get_attribute(
+                "data-id"
+            )
+        )
+
+    def press(key: str, then: str) -> None:
+        browser.find_element(By.TAG_NAME, "body").send_keys(key)
+        WebDriverWait(browser, 15).until(
+            ec.text_to_be_present_in_element((By.ID, "label-status"), then)
+        )
+
+    browser.get(f"{base}/label")
+    assert shown() == unsure
+    press(Keys.ARROW_LEFT, "Labeled negative.")
+    assert shown() == fairly
+    press(Keys.SPACE, "Skipped.")
+    assert shown() == sure
+    # The queue fetched again holds only the skipped review, which stays skipped.
+    press(Keys.ARROW_RIGHT, "Nothing to label")
+    assert sorted(feedback_rows(settings)) == sorted([(unsure, "negative"), (sure, "positive")])

@@ -31,6 +31,7 @@ from sentiment_core.inputs import (
 from sentiment_core.operations import (
     activate_model,
     find_explanation,
+    label_queue,
     list_reviews,
     paginate,
     record_feedback,
@@ -45,6 +46,7 @@ from sentiment_core.schemas import (
     ExplanationPublic,
     ExplanationQueued,
     FeedbackPublic,
+    LabelQueue,
     ModelDetail,
     ModelPage,
     ModelPublic,
@@ -188,6 +190,29 @@ def index_reviews():
         submission=parse_submission(args.get("submission")),
     )
     return jsonify(ReviewPage().dump(found))
+
+
+@api.get("/api/v1/label-queue")
+def show_label_queue():
+    """
+    ---
+    get:
+      summary: The scored reviews nobody has labeled yet whose label would teach the model most
+        (a score near 0.5, many words outside its vocabulary), for labeling one after another;
+        a label is ordinary feedback (POST /api/v1/reviews/{review_id}/feedback)
+      parameters:
+        - per_page
+      responses:
+        "200":
+          description: The most informative reviews first
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/LabelQueue"}
+        "400": {$ref: "#/components/responses/Error"}
+    """
+    _, limit = parse_page(None, request.args.get("per_page"))
+    items = label_queue(sessions=get_services().sessions, limit=limit)
+    return jsonify(LabelQueue().dump({"items": items}))
 
 
 @api.get("/api/v1/reviews/<int:review_id>")

@@ -32,6 +32,7 @@ from sentiment_core.operations import (
     activate_model,
     client_feedback,
     find_review,
+    label_queue,
     list_reviews,
     record_feedback,
     rollback_model,
@@ -56,6 +57,7 @@ REPORT_PLOTS = {
     "eda.png": "Exploratory analysis of the training data",
 }
 RUNS_SHOWN = 20  # retraining runs listed on the models page
+LABEL_BATCH = 20  # reviews the label page holds before it asks for more
 OPPOSITE = {Sentiment.positive: Sentiment.negative, Sentiment.negative: Sentiment.positive}
 
 
@@ -145,6 +147,12 @@ def feedback(review_id: int):
     record_feedback(sessions=sessions, review_id=review_id, label=label, client=client_id())
     flash(f"Thanks: recorded that this review is {label.value}.")
     return redirect(url_for("pages.show", review_id=review_id), code=303)
+
+
+@pages.get("/label")
+def label():
+    items = label_queue(sessions=get_services().sessions, limit=LABEL_BATCH)
+    return render_template("label.html", items=items, per_page=LABEL_BATCH)
 
 
 @pages.get("/history")

@@ -160,7 +160,9 @@ def score_batch(
                 log.exception("a batch of %d failed; scoring its reviews one by one", len(texts))
                 outcomes = [score_alone(scorer, text) for text in texts]
         done = [
-            (row.id, o) for row, o in zip(claimed, outcomes, strict=True) if isinstance(o, float)
+            (row.id, o, scorer.preprocessor.unknown_share(row.text))
+            for row, o in zip(claimed, outcomes, strict=True)
+            if isinstance(o, float)
         ]
         written = write_results(session, token, models.scorer, done)
         retry = []
@@ -228,9 +230,10 @@ def finish(session: Session, token: str, review_id: int, reason: str) -> None:
 
 
 def write_results(
-    session: Session, token: str, scorer: Scorer | None, results: list[tuple[int, float]]
+    session: Session, token: str, scorer: Scorer | None, results: list[tuple[int, float, float]]
 ) -> int:
-    """Write results over the rows this batch still holds; returns how many were written."""
+    """Write results (review, score, share of unknown words) over the rows this batch still
+    holds; returns how many were written."""
     if not results or scorer is None:
         return 0
     version = scorer.version
@@ -245,6 +248,7 @@ def write_results(
                 status=ReviewStatus.done,
                 score=bindparam("score"),
                 sentiment=bindparam("sentiment"),
+                unknown_share=bindparam("unknown"),
                 model_version=version,
                 scored_at=now,
                 updated_at=now,
@@ -256,8 +260,9 @@ def write_results(
                     "rid": rid,
                     "score": score,
                     "sentiment": Sentiment.of(score),
+                    "unknown": unknown,
                 }
-                for rid, score in results
+                for rid, score, unknown in results
             ],
         )
         .rowcount

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sentiment_core.db import Review, ReviewStatus, Sentiment
 from sentiment_core.finished import CHANNEL, read_announcement
 from sentiment_core.registry import activate_version
+from sentiment_core.text import tokenize
 from tests.conftest import add_model
 from tests.factories import NEGATIVE, POSITIVE
 from worker.scoring import ModelCache, score_batch
@@ -39,6 +40,18 @@ def test_a_batch_is_scored_and_attributed_to_its_model(sessions, tiny_model) -> 
         assert row.model_version == tiny_model
         assert 0 <= row.score <= 1 and row.scored_at is not None and row.attempts == 1
         assert (row.score >= 0.5) == (row.sentiment is Sentiment.positive)
+
+
+def test_a_batch_records_the_share_of_words_its_model_does_not_know(sessions, tiny_model) -> None:
+    ids = add_reviews(sessions, [f"{POSITIVE[0]} zorgly blorft", "zorgly blorft", ""])
+    models = ModelCache()
+    assert score_batch(sessions, models, ids) == 3
+    rows = reviews(sessions, ids)
+    words = tokenize(POSITIVE[0])
+    unknown = sum(not models.scorer.preprocessor.knows(w) for w in words) + 2
+    assert unknown < len(words) + 2
+    assert rows[ids[0]].unknown_share == pytest.approx(unknown / (len(words) + 2))
+    assert (rows[ids[1]].unknown_share, rows[ids[2]].unknown_share) == (1.0, 0.0)
 
 
 def test_scoring_twice_changes_nothing(sessions, tiny_model) -> None:
@@ -78,7 +91,8 @@ def test_a_batch_without_its_claim_writes_nothing(sessions, tiny_model) -> None:
     models = ModelCache()
     with sessions() as session:
         assert (
-            write_results(session, "not-the-claim", models.current(session), [(ids[0], 0.9)]) == 0
+            write_results(session, "not-the-claim", models.current(session), [(ids[0], 0.9, 0.0)])
+            == 0
         )
         session.commit()
     assert reviews(sessions, ids)[ids[0]].status is ReviewStatus.scoring

@@ -1,0 +1,63 @@
+"""The label queue: the scored, unlabeled reviews whose label would teach the model most."""
+
+from sentiment_core.db import Feedback, Review, ReviewStatus, Sentiment, utcnow
+
+
+def add_scored(sessions, rows: list[tuple[float, float | None]]) -> list[int]:
+    """Scored reviews, one per (score, share of unknown words); returns their ids."""
+    with sessions() as session:
+        reviews = [
+            Review(
+                text=f"review {i}",
+                status=ReviewStatus.done,
+                score=score,
+                sentiment=Sentiment.of(score),
+                unknown_share=unknown,
+                model_version="v1",
+                scored_at=utcnow(),
+            )
+            for i, (score, unknown) in enumerate(rows)
+        ]
+        session.add_all(reviews)
+        session.commit()
+        return [review.id for review in reviews]
+
+
+def test_the_queue_puts_unsure_scores_and_unknown_words_first(client, sessions) -> None:
+    sure, unsure, new_words, labeled, old = add_scored(
+        sessions, [(0.99, 0.0), (0.55, 0.0), (0.9, 0.8), (0.5, 0.0), (0.4, None)]
+    )
+    with sessions() as session:
+        session.add(Review(text="waiting", status=ReviewStatus.queued))
+        session.add(Feedback(review_id=labeled, label=Sentiment.positive, client="someone"))
+        session.commit()
+    body = client.get("/api/v1/label-queue").get_json()
+    # priority: 1 - 2 |score - 0.5| plus the share of unknown words (none recorded counts as 0)
+    assert [item["id"] for item in body["items"]] == [new_words, unsure, old, sure]
+    first = body["items"][0]
+    assert first["uncertainty"] == 1 - 2 * 0.4 and first["unknown_share"] == 0.8
+    assert first["text"] == "review 2" and first["status"] == "done"
+    assert body["items"][2]["unknown_share"] is None
+    top = client.get("/api/v1/label-queue?per_page=2").get_json()["items"]
+    assert [item["id"] for item in top] == [new_words, unsure]
+    refused = client.get("/api/v1/label-queue?per_page=0")
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_parameter"
+
+
+def test_a_label_from_the_queue_is_ordinary_feedback(client, sessions) -> None:
+    (review,) = add_scored(sessions, [(0.5, 0.0)])
+    assert (
+        client.post(f"/api/v1/reviews/{review}/feedback", json={"label": "negative"}).status_code
+        == 201
+    )
+    assert client.get("/api/v1/label-queue").get_json()["items"] == []
+    page = client.get("/label").get_data(as_text=True)
+    assert "Nothing to label" in page
+
+
+def test_the_label_page_lists_the_queue(client, sessions) -> None:
+    sure, unsure = add_scored(sessions, [(0.99, 0.0), (0.52, 0.25)])
+    page = client.get("/label").get_data(as_text=True)
+    assert page.index(f'data-id="{unsure}"') < page.index(f'data-id="{sure}"')
+    assert "25 % of its words are new to the model" in page
+    assert "Keys:" in page and "label.js" in page
