@@ -4,7 +4,7 @@ known (issue 12).
 Each trial draws both models' outcomes on the held-out reviews: on each one the candidate alone is
 right with probability (q + d) / 2 and the active model alone with (q - d) / 2, where d is the
 true accuracy difference and q the share of reviews the two disagree on. The gate
-(`trainer/gate.py`) then judges the IMDb slice and the held-out feedback, as a run does.
+(`sentiment_core/gate.py`) then judges the IMDb slice and the held-out feedback, as a run does.
 
     .venv/bin/python bench/gate_simulation.py [--trials 10000] [--imdb-reviews 2000 5000]
 """
@@ -16,7 +16,7 @@ from collections import Counter
 
 import numpy as np
 
-from trainer.gate import Decision, Difference, decide
+from sentiment_core.gate import Decision, Difference, decide
 
 CONFIDENCE = 0.90  # the gate's default: each bound is a one-sided 95 % bound
 MAX_IMDB_DROP, MIN_GAIN = 0.005, 0.0

@@ -3,11 +3,11 @@
 A run takes the IMDb training reviews and every labeled review, keeps a fixed IMDb slice and a
 stable share of the feedback out of training, trains a candidate (continuing from the active
 model, or from scratch when the vocabulary must grow), scores both models on the same held-out
-data, and compares them pair by pair (`trainer/gate.py`): it promotes the candidate only when the
-interval of its gain on held-out feedback lies above 0 and the interval of its IMDb difference
-above -`gate_max_imdb_drop`. When the feedback interval still straddles 0 the run waits: every
-scheduled check scores both models again on the held-out feedback that has arrived since, until
-the evidence decides.
+data, and compares them pair by pair (`sentiment_core/gate.py`): it promotes the candidate
+only when the interval of its gain on held-out feedback lies above 0 and the interval of its
+IMDb difference above -`gate_max_imdb_drop`. When the feedback interval still straddles 0 the
+run waits: every scheduled check scores both models again on the held-out feedback that has
+arrived since, until the evidence decides.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from sentiment_core.db import (
     make_sessionmaker,
     utcnow,
 )
+from sentiment_core.gate import Decision, Difference, decide, paired_difference
 from sentiment_core.registry import (
     PREPROCESSOR_FILE,
     activate_version,
@@ -51,7 +52,6 @@ from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
 from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
-from trainer.gate import Decision, Difference, decide, paired_difference
 from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_pretrained
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from sentiment_core.db import (
     Sentiment,
     TrainingRun,
 )
+from sentiment_core.gate import Difference
 from sentiment_core.registry import active_version, get_version
 from sentiment_core.text import Preprocessor
 from tests.conftest import add_model
@@ -22,7 +23,6 @@ from tests.factories import (
     tiny_dataset,
     write_imdb_folder,
 )
-from trainer.gate import Difference
 from trainer.retrain import (
     cap_share,
     choose_mode,

@@ -19,10 +19,10 @@ from sentiment_core.db import (
     TrainingRun,
     utcnow,
 )
+from sentiment_core.gate import Difference
 from sentiment_core.registry import active_version
 from tests.conftest import ADMIN_TOKEN, add_model
 from tests.web.test_fuzz import schema
-from trainer.gate import Difference
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FINISHED_SUBMISSION = "d" * 32

@@ -4,8 +4,8 @@ import pytest
 from openapi_spec_validator import validate
 from werkzeug.routing import Rule
 
+from sentiment_core.gate import Difference, decide
 from tests.conftest import ADMIN_TOKEN, add_model
-from trainer.gate import Difference, decide
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -4,7 +4,7 @@ import pytest
 from scipy.stats import binom
 
 from bench.gate_simulation import simulate
-from trainer.gate import Decision, Difference, decide, paired_difference
+from sentiment_core.gate import Decision, Difference, decide, paired_difference
 
 
 def test_the_interval_is_exact_for_the_reviews_the_models_disagree_on() -> None:
