@@ -82,6 +82,10 @@ class Review(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     # Of the review's words, the share the scoring model's vocabulary lacks (for the label queue).
     unknown_share: Mapped[float | None] = mapped_column(Float)
+    # A candidate in shadow (a run's, status `shadow`) scored the review too: its score, kept
+    # beside the served one and never shown to users.
+    shadow_score: Mapped[float | None] = mapped_column(Float)
+    shadow_version: Mapped[str | None] = mapped_column(String(64), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -203,6 +207,7 @@ class RunStatus(str, enum.Enum):
     promoted = "promoted"
     rejected = "rejected"
     waiting = "waiting"  # for more held-out feedback: the gate's evidence does not decide yet
+    shadow = "shadow"  # passed the gate; scoring live traffic beside the active model
     failed = "failed"
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 from redis import Redis
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +30,9 @@ from sentiment_core.db import (
     ModelVersion,
     Review,
     ReviewStatus,
+    RunStatus,
     Sentiment,
+    TrainingRun,
     utcnow,
 )
 from sentiment_core.errors import Conflict, NotFound, Unacceptable, Unavailable
@@ -42,7 +44,7 @@ from sentiment_core.queue import (
     request_retraining,
 )
 from sentiment_core.registry import activate_version, active_version, previous_version, serving
-from sentiment_core.runs import running_run
+from sentiment_core.runs import close_run, running_run, shadow_figures
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +169,11 @@ def list_reviews(
 
 def label_queue(*, sessions: sessionmaker[Session], limit: int) -> list[Review]:
     """Scored reviews that nobody has labeled, those whose label would teach the model most
-    first: a score near 0.5 (the model is unsure) and many words its vocabulary lacks count
-    alike, from 0 to 1 each."""
+    first: a score near 0.5 (the model is unsure), many words its vocabulary lacks, and a
+    candidate in shadow that disagrees with the served score count alike, from 0 to 1 each."""
     uncertainty = 1 - 2 * func.abs(Review.score - 0.5)
-    priority = uncertainty + func.coalesce(Review.unknown_share, 0.0)
+    disagree = case(((Review.shadow_score >= 0.5) != (Review.score >= 0.5), 1.0), else_=0.0)
+    priority = uncertainty + func.coalesce(Review.unknown_share, 0.0) + disagree
     query = (
         select(Review)
         .where(Review.status == ReviewStatus.done, ~Review.feedback.any())
@@ -306,6 +309,21 @@ def rollback_model(*, sessions: sessionmaker[Session]) -> ModelVersion:
         if previous is None:
             raise Conflict("no_previous_version", "no version was active before this one")
         return activate_version(session, previous.version)
+
+
+def end_shadow(*, sessions: sessionmaker[Session], run_id: int, promote: bool) -> TrainingRun:
+    """An admin ends a run's shadow period early: its candidate goes live, or is rejected."""
+    with sessions() as session:
+        run = session.get(TrainingRun, run_id)
+        if run is None:
+            raise NotFound("not_found", f"no retraining run {run_id}")
+        if run.status != RunStatus.shadow:
+            raise Conflict("not_in_shadow", f"run {run_id} is {run.status.value}, not in shadow")
+        figures = shadow_figures(session, run).as_dict()
+        run.metrics = run.metrics | {"shadow": run.metrics["shadow"] | figures}
+        verb = "promoted" if promote else "rejected"
+        close_run(session, run, promote, f"{verb} by an admin during its shadow period")
+        return run
 
 
 def start_retraining(*, sessions: sessionmaker[Session], celery: Celery, redis: Redis) -> None:

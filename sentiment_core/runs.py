@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from sentiment_core.db import RunStatus, TrainingRun, utcnow
+from sentiment_core.db import Feedback, Review, RunStatus, Sentiment, TrainingRun, utcnow
+from sentiment_core.registry import activate_version
 
 STALE_RUN = timedelta(hours=6)  # a run still "running" after this long has died; don't wait on it
 
@@ -19,3 +21,70 @@ def running_run(session: Session) -> TrainingRun | None:
             TrainingRun.status == RunStatus.running, TrainingRun.started_at > utcnow() - STALE_RUN
         )
     )
+
+
+def shadow_run(session: Session) -> TrainingRun | None:
+    """The run whose candidate scores live traffic in shadow, if any."""
+    return session.scalar(select(TrainingRun).where(TrainingRun.status == RunStatus.shadow))
+
+
+@dataclass(frozen=True)
+class ShadowFigures:
+    """A candidate in shadow against the model that served the same reviews."""
+
+    scored: int  # reviews the candidate scored in shadow
+    agreed: int  # of those, on the same side of 0.5 as the served score
+    # Per shadow-scored review with feedback (majority label; ties left out): whether the
+    # candidate, then the served model, got it right.
+    pairs: list[tuple[bool, bool]]
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.scored if self.scored else None
+
+    def as_dict(self) -> dict:
+        return {
+            "scored": self.scored,
+            "agreement": self.agreement,
+            "labeled": len(self.pairs),
+            "candidate_right": sum(c for c, _ in self.pairs),
+            "active_right": sum(a for _, a in self.pairs),
+        }
+
+
+def shadow_figures(session: Session, run: TrainingRun) -> ShadowFigures:
+    shadowed = (Review.shadow_version == run.candidate_version) & (
+        Review.model_version == run.base_version
+    )
+    same_side = (Review.score >= 0.5) == (Review.shadow_score >= 0.5)
+    scored, agreed = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((same_side, 1), else_=0)), 0)).where(
+            shadowed
+        )
+    ).one()
+    votes = session.execute(
+        select(Review.score, Review.shadow_score, Feedback.review_id, Feedback.label)
+        .join(Feedback, Feedback.review_id == Review.id)
+        .where(shadowed)
+    ).all()
+    tally: dict[int, list] = {}
+    for score, shadow, review_id, label in votes:
+        entry = tally.setdefault(review_id, [score, shadow, 0])
+        entry[2] += 1 if label == Sentiment.positive else -1
+    pairs = [
+        ((shadow >= 0.5) == (balance > 0), (score >= 0.5) == (balance > 0))
+        for score, shadow, balance in tally.values()
+        if balance
+    ]
+    return ShadowFigures(int(scored), int(agreed), pairs)
+
+
+def close_run(session: Session, run: TrainingRun, promote: bool, reason: str) -> None:
+    """Close a run that waits for labels or scores in shadow: activate its candidate, or reject
+    it; commits."""
+    run.status = RunStatus.promoted if promote else RunStatus.rejected
+    run.decision = reason
+    run.finished_at = utcnow()
+    if promote and run.candidate_version:
+        activate_version(session, run.candidate_version)  # commits
+    session.commit()

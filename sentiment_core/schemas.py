@@ -91,6 +91,10 @@ class SubmissionPublic(Schema):
     url = fields.String(metadata={"description": 'Only for a single "text".'})
 
 
+class ShadowDecision(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(["promote", "reject"]))
+
+
 class FeedbackCreate(Schema):
     label = fields.Enum(Sentiment, by_value=True, required=True)
 
@@ -277,6 +281,6 @@ SCHEMAS: dict[str, type[Schema]] = {
         Error, ReviewPublic, ReviewPage, ToLabel, LabelQueue, SubmissionPublic, FeedbackCreate,
         FeedbackPublic,
         ExplainedToken, RunningScore, ExplanationPublic, ExplanationQueued, ModelPublic,
-        ModelDetail, ModelPage, RunPublic, RunPage, Stats, Readiness,
+        ModelDetail, ModelPage, RunPublic, RunPage, ShadowDecision, Stats, Readiness,
     )
 }  # fmt: skip

@@ -28,6 +28,7 @@ ANY: Accepts = (lambda v: True, "{a} {noun}")
 POSITIVE: Accepts = (lambda v: v > 0, "a positive {noun}")
 NOT_NEGATIVE: Accepts = (lambda v: v >= 0, "{a} {noun} of 0 or more")
 SHARE: Accepts = (lambda v: 0 < v < 1, "{a} {noun} between 0 and 1")
+FRACTION: Accepts = (lambda v: 0 < v <= 1, "{a} {noun} above 0, at most 1")
 # How a variable's text becomes its setting's type (the field's annotation), and that type's name.
 PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "str": (str, "text"),
@@ -89,6 +90,10 @@ class Settings:
     gate_max_imdb_drop: float = setting("GATE_MAX_IMDB_DROP", 0.005, NOT_NEGATIVE)
     # of the gate's two-sided intervals: each bound alone holds at (1 + this) / 2
     gate_confidence: float = setting("GATE_CONFIDENCE", 0.90, SHARE)
+    # a candidate that passes the gate scores this share of batches in shadow first,
+    shadow_share: float = setting("SHADOW_SHARE", 0.2, FRACTION)
+    # for this long (0: promoted at once)
+    shadow_period_s: float = setting("SHADOW_PERIOD_S", 3600.0, NOT_NEGATIVE)
     # the fixed IMDb held-out set: this many training reviews
     gate_imdb_reviews: int = setting("GATE_IMDB_REVIEWS", 2000, NOT_NEGATIVE)
     # IMDb reviews mixed with the feedback when fine-tuning

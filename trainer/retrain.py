@@ -19,7 +19,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -47,7 +47,7 @@ from sentiment_core.registry import (
     get_version,
     register_version,
 )
-from sentiment_core.runs import running_run
+from sentiment_core.runs import close_run, running_run, shadow_figures
 from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
 from sentiment_inference.scoring import Scorer
@@ -168,8 +168,49 @@ def settle(
         Decision.reject: RunStatus.rejected,
         Decision.wait: RunStatus.waiting,
     }[verdict.decision]
-    if verdict.decision == Decision.promote:
+    if verdict.decision != Decision.promote:
+        return
+    if settings.shadow_period_s:
+        until = utcnow() + timedelta(seconds=settings.shadow_period_s)
+        run.status = RunStatus.shadow
+        run.metrics = run.metrics | {
+            "shadow": {"until": until.isoformat(), "share": settings.shadow_share}
+        }
+        run.decision = (
+            f"passed the gate ({verdict.reason}); scoring {settings.shadow_share:.0%} of the "
+            f"batches in shadow until {until:%Y-%m-%d %H:%M} UTC"
+        )
+    else:
         activate_version(session, candidate)
+
+
+def review_shadow(settings: Settings, session: Session, run: TrainingRun) -> None:
+    """Record a candidate's figures in shadow so far; once its period is over, promote it
+    unless the feedback that arrived on the reviews it scored says it is worse (the interval of
+    its difference from the served model lies below 0), or the active model changed."""
+    figures = shadow_figures(session, run)
+    shadow = run.metrics["shadow"] | figures.as_dict()
+    run.metrics = run.metrics | {"shadow": shadow}
+    if utcnow() < datetime.fromisoformat(shadow["until"]):
+        return
+    active = active_version(session)
+    if active is None or active.version != run.base_version:
+        close_run(session, run, False, f"{run.decision}; the active model changed meanwhile")
+        return
+    live = paired_difference(
+        [c for c, _ in figures.pairs], [a for _, a in figures.pairs], settings.gate_confidence
+    )
+    run.metrics = run.metrics | {"shadow": shadow | {"feedback": live.as_dict()}}
+    agreement = "no review" if figures.agreement is None else f"{figures.agreement:.1%}"
+    evidence = (
+        f"in shadow it scored {figures.scored} reviews, agreeing with the active model on "
+        f"{agreement}; on the {live.reviews} of them with feedback it was "
+        f"{100 * live.difference:+.1f} [{100 * live.low:+.1f}, {100 * live.high:+.1f}] points"
+    )
+    if live.high < 0:
+        close_run(session, run, False, f"worse on live feedback: {evidence}")
+    else:
+        close_run(session, run, True, f"promoted after its shadow period: {evidence}")
 
 
 def feedback_since(session: Session, moment: datetime) -> int:
@@ -206,16 +247,25 @@ def retrain(
         with sessions() as session:
             if running_run(session) is not None:
                 raise RunInProgress("a retraining run is already in progress")
-            waiting = session.scalar(
-                select(TrainingRun).where(TrainingRun.status == RunStatus.waiting)
+            pending = session.scalar(
+                select(TrainingRun).where(
+                    TrainingRun.status.in_([RunStatus.waiting, RunStatus.shadow])
+                )
             )
-            if waiting is not None and trigger == RunTrigger.schedule:
-                recheck(settings, session, waiting)
+            if pending is not None and trigger == RunTrigger.schedule:
+                if pending.status == RunStatus.shadow:
+                    review_shadow(settings, session, pending)
+                else:
+                    recheck(settings, session, pending)
                 session.commit()
-                return waiting
-            if waiting is not None:  # an admin asked for a new run: it replaces the waiting one
-                waiting.status = RunStatus.rejected
-                waiting.decision = f"{waiting.decision}; replaced by a run started by hand"
+                return pending
+            if pending is not None:  # an admin asked for a new run: it replaces the pending one
+                close_run(
+                    session,
+                    pending,
+                    False,
+                    f"{pending.decision}; replaced by a run started by hand",
+                )
             if trigger == RunTrigger.schedule:
                 reason = should_retrain(session, settings)
                 if reason is None:
@@ -236,7 +286,8 @@ def retrain(
                 session.rollback()
                 run.status, run.error = RunStatus.failed, f"{type(exc).__name__}: {exc}"
             run.counts = dict(run.counts) | {"seconds": round(time.monotonic() - started, 1)}
-            run.finished_at = utcnow()
+            if run.status not in (RunStatus.waiting, RunStatus.shadow):
+                run.finished_at = utcnow()
             session.commit()
             return run
     finally:
@@ -311,9 +362,7 @@ def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
     active = active_version(session)
     candidate = get_version(session, run.candidate_version or "")
     if active is None or candidate is None or active.version != run.base_version:
-        run.status = RunStatus.rejected
-        run.decision = f"{run.decision}; the active model changed while the run waited"
-        run.finished_at = utcnow()
+        close_run(session, run, False, f"{run.decision}; the active model changed meanwhile")
         return
     labeled, _ = collect_feedback(session)
     holdout = [item for item in labeled if held_out(item.review_id, settings.feedback_holdout)]
@@ -323,7 +372,7 @@ def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
     run.counts = dict(run.counts) | {"feedback_holdout": len(holdout)}
     imdb = Difference(**run.metrics["imdb"])
     settle(session, run, candidate.version, imdb, feedback, settings)
-    if run.status != RunStatus.waiting:
+    if run.status not in (RunStatus.waiting, RunStatus.shadow):
         run.finished_at = utcnow()
 
 

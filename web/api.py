@@ -30,6 +30,7 @@ from sentiment_core.inputs import (
 )
 from sentiment_core.operations import (
     activate_model,
+    end_shadow,
     find_explanation,
     label_queue,
     list_reviews,
@@ -54,6 +55,7 @@ from sentiment_core.schemas import (
     ReviewPage,
     ReviewPublic,
     RunPage,
+    RunPublic,
     SubmissionPublic,
 )
 from sentiment_core.schemas import Stats as StatsSchema
@@ -467,6 +469,41 @@ def rollback():
     """
     require_admin()
     return jsonify(ModelPublic().dump(rollback_model(sessions=get_services().sessions)))
+
+
+@api.post("/api/v1/training-runs/<int:run_id>/shadow")
+def decide_shadow(run_id: int):
+    """
+    ---
+    post:
+      summary: End a run's shadow period early (admin) - promote its candidate, or reject it
+      security: [{admin: []}]
+      parameters:
+        - {in: path, name: run_id, required: true, schema: {type: integer, minimum: 1}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/ShadowDecision"}
+      responses:
+        "200":
+          description: The run, decided
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/RunPublic"}
+        "400": {$ref: "#/components/responses/Error"}
+        "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+    """
+    require_admin()
+    decision = json_body().get("decision")
+    if decision not in ("promote", "reject"):
+        raise Unacceptable("invalid_decision", 'decision must be "promote" or "reject"')
+    run = end_shadow(sessions=get_services().sessions, run_id=run_id, promote=decision == "promote")
+    return jsonify(RunPublic().dump(run))
 
 
 @api.post("/api/v1/retrain")

@@ -18,7 +18,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from sentiment_core.db import ReviewStatus, Sentiment, TrainingRun
+from sentiment_core.db import ReviewStatus, RunStatus, Sentiment, TrainingRun
 from sentiment_core.errors import Invalid, NotFound, OperationError
 from sentiment_core.finished import FINISHED
 from sentiment_core.inputs import (
@@ -31,6 +31,7 @@ from sentiment_core.inputs import (
 from sentiment_core.operations import (
     activate_model,
     client_feedback,
+    end_shadow,
     find_review,
     label_queue,
     list_reviews,
@@ -40,6 +41,7 @@ from sentiment_core.operations import (
     submit_reviews,
 )
 from sentiment_core.registry import get_version, list_versions, previous_version
+from sentiment_core.runs import shadow_figures
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS
 from web.admin import check_admin
 from web.errors import hold_retry_after, status_of
@@ -190,6 +192,11 @@ def models():
         runs = list(
             session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(RUNS_SHOWN))
         )
+        shadow = {
+            run.id: shadow_figures(session, run).as_dict()
+            for run in runs
+            if run.status == RunStatus.shadow
+        }
     plots = {
         row.version: [
             (name, title)
@@ -198,7 +205,9 @@ def models():
         ]
         for row in rows
     }
-    return render_template("models.html", rows=rows, plots=plots, previous=previous, runs=runs)
+    return render_template(
+        "models.html", rows=rows, plots=plots, previous=previous, runs=runs, shadow=shadow
+    )
 
 
 @pages.get("/models/<version:version>/report/<name>")
@@ -218,6 +227,15 @@ def activate(version: str):
 @pages.post("/models/rollback")
 def rollback():
     return admin_action(lambda: rollback_model(sessions=get_services().sessions))
+
+
+@pages.post("/runs/<int:run_id>/shadow/<any(promote, reject):decision>")
+def decide_shadow(run_id: int, decision: str):
+    sessions = get_services().sessions
+    return admin_action(
+        lambda: end_shadow(sessions=sessions, run_id=run_id, promote=decision == "promote"),
+        "Run {row.id} is {row.status.value}.",
+    )
 
 
 @pages.post("/models/retrain")

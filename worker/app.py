@@ -63,7 +63,7 @@ class ProcessState:
 
     @cached_property
     def models(self) -> ModelCache:
-        return ModelCache()
+        return ModelCache(self.settings.shadow_share)
 
     def start(self) -> None:
         """Set this process's TensorFlow threads and get ready now, so the first batch waits

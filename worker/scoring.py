@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import uuid
 from collections.abc import Sequence
@@ -18,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sentiment_core.db import Review, ReviewStatus, Sentiment, as_utc, utcnow
 from sentiment_core.finished import Finished, announce_finished
 from sentiment_core.queue import enqueue_reviews
-from sentiment_core.registry import active_version
+from sentiment_core.registry import active_version, get_version
+from sentiment_core.runs import shadow_run
 from sentiment_inference.scoring import Scorer
 from worker import metrics
 
@@ -30,15 +32,37 @@ class NoActiveModel(RuntimeError):
 
 
 class ModelCache:
-    """Holds the scorer for the active version; reloads when the `active` alias moves.
+    """Holds the scorer for the active version; reloads when the `active` alias moves. Holds
+    too the scorer of a candidate in shadow, which scores `shadow_share` of the batches.
 
     Shared by the task and the readiness heartbeat of one process (worker/app.py): the lock
     keeps the two from loading the same version twice.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shadow_share: float = 0.0) -> None:
         self.scorer: Scorer | None = None
+        self.shadow_scorer: Scorer | None = None
+        self.shadow_share = shadow_share
         self.lock = threading.Lock()
+
+    def shadow(self, session: Session) -> Scorer | None:
+        """The candidate in shadow, when there is one and this batch is among its share."""
+        run = shadow_run(session)
+        with self.lock:
+            if run is None or run.candidate_version is None:
+                self.shadow_scorer = None
+                return None
+            if random.random() >= self.shadow_share:
+                return None
+            if self.shadow_scorer is None or self.shadow_scorer.version != run.candidate_version:
+                row = get_version(session, run.candidate_version)
+                if row is None:
+                    return None
+                log.info("loading model %s to score in shadow", row.version)
+                self.shadow_scorer = Scorer.load(
+                    row.version, Path(row.artifact_path), row.artifact_sha256
+                )
+            return self.shadow_scorer
 
     def current(self, session: Session) -> Scorer:
         row = active_version(session)
@@ -179,7 +203,35 @@ def score_batch(
     announce(redis, finished)
     if retry and app is not None:
         enqueue_reviews(app, retry)
+    if written:  # after the announcement: a candidate in shadow never delays a served result
+        scored = {rid for rid, _, _ in done}
+        with sessions() as session:
+            score_in_shadow(session, models, [row for row in claimed if row.id in scored])
     return written
+
+
+def score_in_shadow(session: Session, models: ModelCache, rows: list[Row]) -> None:
+    """When a candidate is in shadow and this batch is in its share, score the batch's reviews
+    with it too and store its scores beside the served ones (after the batch committed). A
+    failure is logged, never raised: the served results stand either way."""
+    try:
+        shadow = models.shadow(session)
+        if shadow is None:
+            return
+        scores = shadow.score([row.text for row in rows])
+        session.connection().execute(
+            update(cast(Table, Review.__table__))
+            .where(Review.id == bindparam("rid"))
+            .values(shadow_score=bindparam("shadow"), shadow_version=shadow.version),
+            [
+                {"rid": row.id, "shadow": float(score)}
+                for row, score in zip(rows, scores, strict=True)
+            ],
+        )
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.warning("could not score %d reviews in shadow", len(rows), exc_info=True)
 
 
 def announce(redis: Redis | None, finished: list[Finished]) -> None:

@@ -1,6 +1,8 @@
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from sentiment_core.db import (
@@ -11,6 +13,7 @@ from sentiment_core.db import (
     RunTrigger,
     Sentiment,
     TrainingRun,
+    utcnow,
 )
 from sentiment_core.gate import Difference
 from sentiment_core.registry import active_version, get_version
@@ -32,6 +35,7 @@ from trainer.retrain import (
     should_retrain,
 )
 from trainer.train import TrainRequest, train_and_register
+from worker.scoring import ModelCache, score_batch
 
 
 def add_labeled(sessions, texts, votes_per_text) -> list[int]:
@@ -145,18 +149,23 @@ def test_a_run_without_feedback_trains_nothing(settings, sessions, tiny_model, t
     assert run.counts["labeled_reviews"] == 0
 
 
-def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
-    settings, sessions, tiny_model, tmp_path
-) -> None:
-    """The candidate answers every review the other way round from the active model; the
-    held-out labels side with the candidate, two at first (too few to decide), then six."""
+def contrary_model(settings, tmp_path) -> str:
+    """Registers, inactive, a tiny model trained on the tiny reviews labeled the wrong way."""
     flipped = tiny_dataset()
     flipped.train.labels[:] = [1 - label for label in flipped.train.labels]
     contrary = train_and_register(
         replace(settings, model_dir=tmp_path / "contrary"), flipped, TrainRequest(preset="tiny")
     )
-    candidate = add_model(settings, Path(contrary.artifact_path), activate=False)
-    settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0)
+    return add_model(settings, Path(contrary.artifact_path), activate=False)
+
+
+def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    """The candidate answers every review the other way round from the active model; the
+    held-out labels side with the candidate, two at first (too few to decide), then six."""
+    candidate = contrary_model(settings, tmp_path)
+    settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0, shadow_period_s=0)
     imdb = Difference.from_counts(10, 0, 0, settings.gate_confidence).as_dict()
     with sessions() as session:
         run = TrainingRun(
@@ -186,3 +195,87 @@ def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
     with sessions() as session:
         assert active_version(session).version == candidate
         assert len(session.scalars(select(TrainingRun)).all()) == 1  # judged again, not rerun
+
+
+def test_a_candidate_that_passes_the_gate_scores_in_shadow_first(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0)
+    imdb = Difference.from_counts(10, 0, 0, settings.gate_confidence).as_dict()
+    with sessions() as session:
+        run = TrainingRun(
+            trigger="admin",
+            reason="test",
+            status=RunStatus.waiting,
+            base_version=tiny_model,
+            candidate_version=candidate,
+            metrics={"imdb": imdb, "feedback": {"reviews": 0}},
+        )
+        session.add(run)
+        session.commit()
+    add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
+    passed = retrain(settings, trigger=RunTrigger.schedule)
+    assert passed.status is RunStatus.shadow and passed.finished_at is None
+    assert passed.decision.startswith("passed the gate (better on held-out feedback")
+    assert "scoring 20% of the batches in shadow until" in passed.decision
+    assert passed.metrics["shadow"]["share"] == settings.shadow_share
+    with sessions() as session:
+        assert active_version(session).version == tiny_model  # not live yet
+
+
+@pytest.mark.parametrize("labels_side_with_candidate", [True, False])
+def test_after_its_shadow_period_live_feedback_decides(
+    settings, sessions, tiny_model, tmp_path, labels_side_with_candidate
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    with sessions() as session:
+        run = TrainingRun(
+            trigger="admin",
+            reason="test",
+            status=RunStatus.shadow,
+            base_version=tiny_model,
+            candidate_version=candidate,
+            metrics={"shadow": {"until": (utcnow() + timedelta(hours=1)).isoformat(), "share": 1}},
+            decision="passed the gate",
+        )
+        session.add(run)
+        session.commit()
+        run_id = run.id
+    with sessions() as session:
+        queued = [Review(text=text) for text in POSITIVE + NEGATIVE]
+        session.add_all(queued)
+        session.commit()
+        ids = [review.id for review in queued]
+    assert score_batch(sessions, ModelCache(shadow_share=1.0), ids) == 12
+    right = [Sentiment.positive] * 6 + [Sentiment.negative] * 6
+    with sessions() as session:
+        for review_id, label in zip(ids, right, strict=True):
+            wrong = Sentiment.negative if label is Sentiment.positive else Sentiment.positive
+            label = wrong if labels_side_with_candidate else label
+            session.add(Feedback(review_id=review_id, label=label, client="someone"))
+        session.commit()
+
+    shadowing = retrain(settings, trigger=RunTrigger.schedule)  # the period is not over yet
+    assert shadowing.status is RunStatus.shadow
+    figures = shadowing.metrics["shadow"]
+    assert (figures["scored"], figures["agreement"], figures["labeled"]) == (12, 0.0, 12)
+    assert figures["candidate_right"] == (12 if labels_side_with_candidate else 0)
+    with sessions() as session:  # the period ends
+        session.get(TrainingRun, run_id).metrics = {
+            "shadow": figures | {"until": utcnow().isoformat()}
+        }
+        session.commit()
+    decided = retrain(settings, trigger=RunTrigger.schedule)
+    assert decided.finished_at is not None
+    assert (
+        "in shadow it scored 12 reviews, agreeing with the active model on 0.0%" in decided.decision
+    )
+    with sessions() as session:
+        active = active_version(session).version
+    if labels_side_with_candidate:
+        assert decided.status is RunStatus.promoted and active == candidate
+        assert decided.decision.startswith("promoted after its shadow period")
+    else:
+        assert decided.status is RunStatus.rejected and active == tiny_model
+        assert decided.decision.startswith("worse on live feedback")

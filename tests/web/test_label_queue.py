@@ -61,3 +61,14 @@ def test_the_label_page_lists_the_queue(client, sessions) -> None:
     assert page.index(f'data-id="{unsure}"') < page.index(f'data-id="{sure}"')
     assert "25 % of its words are new to the model" in page
     assert "Keys:" in page and "label.js" in page
+
+
+def test_a_candidate_in_shadow_that_disagrees_puts_a_review_first(client, sessions) -> None:
+    agreed, disagreed = add_scored(sessions, [(0.55, 0.0), (0.9, 0.0)])
+    with sessions() as session:
+        session.get(Review, agreed).shadow_score = 0.6
+        session.get(Review, disagreed).shadow_score = 0.2  # 0.2 + 1 for the disagreement
+        session.commit()
+    items = client.get("/api/v1/label-queue").get_json()["items"]
+    assert [item["id"] for item in items] == [disagreed, agreed]
+    assert not any("shadow" in key for item in items for key in item)

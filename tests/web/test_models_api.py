@@ -1,9 +1,19 @@
 import re
+from datetime import timedelta
 
 import pytest
 from openapi_spec_validator import validate
 from werkzeug.routing import Rule
 
+from sentiment_core.db import (
+    Feedback,
+    Review,
+    ReviewStatus,
+    RunStatus,
+    Sentiment,
+    TrainingRun,
+    utcnow,
+)
 from sentiment_core.gate import Difference, decide
 from tests.conftest import ADMIN_TOKEN, add_model
 
@@ -98,7 +108,6 @@ def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis,
     import base64
     import json
 
-    from sentiment_core.db import RunStatus, TrainingRun
     from sentiment_core.queue import RETRAIN_TASK, TRAINING_QUEUE
 
     assert client.post("/api/v1/retrain").status_code == 401
@@ -121,8 +130,6 @@ def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis,
 
 
 def test_training_runs_are_listed_newest_first(client, sessions) -> None:
-    from sentiment_core.db import RunStatus, TrainingRun
-
     imdb, feedback = Difference.from_counts(2000, 0, 0, 0.9), Difference.from_counts(60, 4, 1, 0.9)
     verdict = decide(imdb, feedback, max_imdb_drop=0.005, min_gain=0.0)
     evidence = {
@@ -154,3 +161,87 @@ def test_training_runs_are_listed_newest_first(client, sessions) -> None:
     words = re.sub(r"<[^>]+>", " ", shown).split()
     assert words[:4] == ["held-out", "feedback:", "+5.0", f"[{100 * feedback.low:+.1f},"]
     assert "on 60 reviews, 90 %" in shown
+
+
+def add_shadow_run(sessions, base: str, candidate: str) -> int:
+    """A run whose candidate has scored two reviews in shadow, one of them labeled."""
+    until = (utcnow() + timedelta(hours=1)).isoformat()
+    with sessions() as session:
+        run = TrainingRun(
+            trigger="admin", reason="requested", status=RunStatus.shadow, base_version=base,
+            candidate_version=candidate, metrics={"shadow": {"until": until, "share": 0.5}},
+            decision="passed the gate",
+        )  # fmt: skip
+        reviews = [
+            Review(text="liked it", status=ReviewStatus.done, score=0.9, model_version=base,
+                   shadow_score=0.8, shadow_version=candidate),
+            Review(text="hmm", status=ReviewStatus.done, score=0.6, model_version=base,
+                   shadow_score=0.3, shadow_version=candidate),
+        ]  # fmt: skip
+        session.add_all([run, *reviews])
+        session.flush()
+        session.add(Feedback(review_id=reviews[1].id, label=Sentiment.negative, client="c"))
+        session.commit()
+        return run.id
+
+
+def test_the_models_page_shows_a_candidate_in_shadow(client, sessions, two_models) -> None:
+    base, candidate = two_models
+    add_shadow_run(sessions, base, candidate)
+    page = client.get("/models").get_data(as_text=True)
+    shown = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "In shadow on 50 % of batches until" in shown
+    assert "2 reviews scored, 50.0 % agreement with the active model" in shown
+    assert "of the 1 with feedback, right on 1 (active: 0)" in shown
+    assert "Promote now" in page and "Reject now" in page
+
+
+def test_shadow_scores_never_reach_a_reviews_public_json(client, sessions, two_models) -> None:
+    base, candidate = two_models
+    add_shadow_run(sessions, base, candidate)
+    for item in client.get("/api/v1/reviews").get_json()["items"]:
+        assert not {key for key in item if "shadow" in key}
+        assert "shadow" not in str(client.get(f"/api/v1/reviews/{item['id']}").get_json())
+
+
+@pytest.mark.parametrize("decision", ["promote", "reject"])
+def test_an_admin_ends_a_shadow_period_early(client, sessions, two_models, decision) -> None:
+    base, candidate = two_models
+    run_id = add_shadow_run(sessions, base, candidate)
+    url = f"/api/v1/training-runs/{run_id}/shadow"
+    assert client.post(url, json={"decision": decision}).status_code == 401
+    bad = client.post(url, json={"decision": "maybe"}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "invalid_decision"
+    assert (
+        client.post(
+            "/api/v1/training-runs/999/shadow", json={"decision": decision}, headers=ADMIN
+        ).status_code
+        == 404
+    )
+    done = client.post(url, json={"decision": decision}, headers=ADMIN)
+    assert done.status_code == 200
+    run = done.get_json()
+    status = {"promote": "promoted", "reject": "rejected"}[decision]
+    assert run["status"] == status
+    assert run["decision"] == f"{status} by an admin during its shadow period"
+    assert run["metrics"]["shadow"]["scored"] == 2 and run["finished_at"]
+    active = client.get("/api/v1/models").get_json()["items"]
+    assert [m["version"] for m in active if m["active"]] == [
+        candidate if decision == "promote" else base
+    ]
+    again = client.post(url, json={"decision": decision}, headers=ADMIN)
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "not_in_shadow"
+
+
+def test_the_models_page_ends_a_shadow_period_with_the_admin_token(client, sessions, two_models):
+    base, candidate = two_models
+    run_id = add_shadow_run(sessions, base, candidate)
+    page = client.get("/models").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    url = f"/runs/{run_id}/shadow/reject"
+    client.post(url, data={"token": "nope", "csrf_token": token})
+    assert "A valid admin token is required." in client.get("/models").get_data(as_text=True)
+    assert client.post(url, data={"token": ADMIN_TOKEN, "csrf_token": token}).status_code == 303
+    assert f"Run {run_id} is rejected." in client.get("/models").get_data(as_text=True)
+    with sessions() as session:
+        assert session.get(TrainingRun, run_id).status is RunStatus.rejected

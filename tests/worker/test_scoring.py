@@ -319,3 +319,21 @@ def test_pending_reviews_are_enqueued_again(settings, sessions, fake_redis) -> N
         for raw in reversed(fake_redis.lrange(SCORING_QUEUE, 0, -1))
     ]
     assert sent == [queued[:2], [queued[2]]]
+
+
+def test_a_candidate_in_shadow_scores_its_share_of_batches(sessions, tiny_model) -> None:
+    from sentiment_core.db import RunStatus, TrainingRun
+
+    with sessions() as session:
+        session.add(
+            TrainingRun(trigger="admin", reason="x", status=RunStatus.shadow,
+                        base_version=tiny_model, candidate_version=tiny_model)
+        )  # fmt: skip
+        session.commit()
+    never, always = add_reviews(sessions, [POSITIVE[0]]), add_reviews(sessions, [NEGATIVE[0]])
+    assert score_batch(sessions, ModelCache(), never) == 1  # a share of 0: none
+    assert score_batch(sessions, ModelCache(shadow_share=1.0), always) == 1
+    unshadowed, shadowed = reviews(sessions, never)[never[0]], reviews(sessions, always)[always[0]]
+    assert (unshadowed.shadow_score, unshadowed.shadow_version) == (None, None)
+    assert shadowed.shadow_version == tiny_model
+    assert shadowed.shadow_score == pytest.approx(shadowed.score)  # the same model, in shadow
