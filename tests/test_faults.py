@@ -186,7 +186,7 @@ def test_explanations_survive_a_killed_worker_and_redis_restarted_empty(deployme
     deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == len(ids))
     for review_id in ids:
         assert call(f"{deployment.base}/api/v1/reviews/{review_id}/explanation", {})[0] == 202
-    deployment.wait_explained(lambda done: done >= 10)
+    deployment.wait_explained(lambda done: done >= 3)  # some, far from all: then kill it
     os.killpg(doomed.pid, signal.SIGKILL)
     doomed.wait()
     assert deployment.explained() < len(ids), "the worker finished before it was killed"

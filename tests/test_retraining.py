@@ -27,6 +27,8 @@ def retraining_services(settings, imdb, tmp_path):
         "RETRAIN_MIN_FEEDBACK": "20",
         # The written IMDb stand-in has 12 reviews; let feedback be most of the training data.
         "FEEDBACK_MAX_SHARE": "0.9",
+        # A candidate that passes scores in shadow for 3 s; the next check then decides.
+        "SHADOW_PERIOD_S": "3",
     }
     processes = []
     logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("trainer", "beat")}
@@ -68,7 +70,7 @@ def finished_run(base: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _, runs = call(f"{base}/api/v1/training-runs")
-        if runs["items"] and runs["items"][0]["status"] != "running":
+        if runs["items"] and runs["items"][0]["status"] in ("promoted", "rejected", "failed"):
             return runs["items"][0]
         time.sleep(1)
     raise AssertionError(f"no retraining run finished in {timeout}s")
@@ -93,6 +95,7 @@ def test_feedback_on_a_new_word_is_learned_and_promoted(service, tiny_model, tmp
         run = finished_run(base)
 
     assert run["status"] == "promoted", run
+    assert run["decision"].startswith("promoted after its shadow period"), run["decision"]
     assert run["trigger"] == "schedule" and run["reason"].startswith("80 new feedback labels")
     assert run["mode"] == "scratch" and "blorft" in run["mode_reason"]
     assert run["counts"]["labeled_reviews"] == 80

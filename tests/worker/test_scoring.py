@@ -102,7 +102,7 @@ class Poisoned:
     """A scorer that cannot score any review containing POISON."""
 
     def __init__(self, scorer) -> None:
-        self.scorer, self.version = scorer, scorer.version
+        self.scorer, self.version, self.preprocessor = scorer, scorer.version, scorer.preprocessor
 
     def score(self, texts):
         if any("POISON" in text for text in texts):
