@@ -94,7 +94,8 @@ def decide(
     """Promote when the candidate is no worse on IMDb (the lower bound is at least
     -`max_imdb_drop`) and better on held-out feedback (the lower bound is above `min_gain`).
     Reject when it may be worse on IMDb (the IMDb slice is fixed: waiting cannot settle it), or
-    is surely not better on feedback. Otherwise wait for more feedback labels."""
+    when it has not done better on feedback so far (more labels would only pin that down).
+    Otherwise, ahead but not surely, wait for more feedback labels."""
     level = f"{100 * feedback.confidence:.0f} %"
     imdb_text = _points(imdb)
     feedback_text = _points(feedback)
@@ -104,7 +105,7 @@ def decide(
             f"may be worse on IMDb held-out: {imdb_text} points ({level}), the lower bound below "
             f"-{100 * max_imdb_drop:.1f}",
         )
-    if feedback.high <= min_gain:
+    if feedback.difference <= min_gain:
         return Verdict(
             Decision.reject, f"not better on held-out feedback: {feedback_text} points ({level})"
         )
