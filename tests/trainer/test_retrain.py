@@ -159,6 +159,24 @@ def contrary_model(settings, tmp_path) -> str:
     return add_model(settings, Path(contrary.artifact_path), activate=False)
 
 
+def add_waiting_run(sessions, settings, base: str, candidate: str) -> None:
+    """A run that waits for held-out feedback, none judged yet; the IMDb side settled."""
+    imdb = Difference.from_counts(10, 0, 0, settings.gate_confidence).as_dict()
+    with sessions() as session:
+        session.add(
+            TrainingRun(
+                trigger="admin",
+                reason="test",
+                status=RunStatus.waiting,
+                base_version=base,
+                candidate_version=candidate,
+                counts={"feedback_holdout": 0},
+                metrics={"imdb": imdb, "feedback": {"reviews": 0}},
+            )
+        )
+        session.commit()
+
+
 def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
     settings, sessions, tiny_model, tmp_path
 ) -> None:
@@ -166,19 +184,7 @@ def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
     held-out labels side with the candidate, two at first (too few to decide), then six."""
     candidate = contrary_model(settings, tmp_path)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0, shadow_period_s=0)
-    imdb = Difference.from_counts(10, 0, 0, settings.gate_confidence).as_dict()
-    with sessions() as session:
-        run = TrainingRun(
-            trigger="admin",
-            reason="test",
-            status=RunStatus.waiting,
-            base_version=tiny_model,
-            candidate_version=candidate,
-            counts={"feedback_holdout": 0},
-            metrics={"imdb": imdb, "feedback": {"reviews": 0}},
-        )
-        session.add(run)
-        session.commit()
+    add_waiting_run(sessions, settings, tiny_model, candidate)
     contrary_labels = [["negative"]] * 6 + [["positive"]] * 6
     add_labeled(sessions, POSITIVE[:1] + NEGATIVE[:1], [["negative"], ["positive"]])
     waiting = retrain(settings, trigger=RunTrigger.schedule)
@@ -202,18 +208,7 @@ def test_a_candidate_that_passes_the_gate_scores_in_shadow_first(
 ) -> None:
     candidate = contrary_model(settings, tmp_path)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0)
-    imdb = Difference.from_counts(10, 0, 0, settings.gate_confidence).as_dict()
-    with sessions() as session:
-        run = TrainingRun(
-            trigger="admin",
-            reason="test",
-            status=RunStatus.waiting,
-            base_version=tiny_model,
-            candidate_version=candidate,
-            metrics={"imdb": imdb, "feedback": {"reviews": 0}},
-        )
-        session.add(run)
-        session.commit()
+    add_waiting_run(sessions, settings, tiny_model, candidate)
     add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
     passed = retrain(settings, trigger=RunTrigger.schedule)
     assert passed.status is RunStatus.shadow and passed.finished_at is None
