@@ -46,13 +46,14 @@ class ModelCache:
         self.lock = threading.Lock()
 
     def shadow(self, session: Session) -> Scorer | None:
-        """The candidate in shadow, when there is one and this batch is among its share."""
+        """The candidate in shadow, when this batch is among its share and there is one. The
+        share is drawn first, so the batches outside it ask the database nothing."""
+        if random.random() >= self.shadow_share:
+            return None
         run = shadow_run(session)
         with self.lock:
             if run is None or run.candidate_version is None:
                 self.shadow_scorer = None
-                return None
-            if random.random() >= self.shadow_share:
                 return None
             if self.shadow_scorer is None or self.shadow_scorer.version != run.candidate_version:
                 row = get_version(session, run.candidate_version)
