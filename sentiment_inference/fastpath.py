@@ -31,13 +31,13 @@ def compile_fast(model: Any) -> Compiled | None:
     import keras
     import tensorflow as tf
 
-    from sentiment_inference.layers import NgramIds
+    from sentiment_inference.layers import NgramIds, SqrtPooling
 
     kinds = [type(layer) for layer in model.layers]
     known = {
         keras.layers.InputLayer, keras.layers.Embedding, keras.layers.SpatialDropout1D,
         keras.layers.Bidirectional, keras.layers.LSTM, keras.layers.GlobalAveragePooling1D,
-        keras.layers.Concatenate, keras.layers.Dropout, keras.layers.Dense, NgramIds,
+        keras.layers.Concatenate, keras.layers.Dropout, keras.layers.Dense, NgramIds, SqrtPooling,
     }  # fmt: skip
     recurrent = [
         layer
@@ -75,6 +75,8 @@ def compile_fast(model: Any) -> Compiled | None:
             )
         )
     ngram = next((layer for layer in model.layers if isinstance(layer, NgramIds)), None)
+    # the bag's divisor: its size, or (a binary bag, L2-normalised) the root of its size
+    divisor = tf.sqrt if SqrtPooling in kinds else tf.identity
     dense_kernel, dense_bias = (tf.constant(w.numpy()) for w in model.layers[-1].weights)
     recurrent_width = sum(d[1].shape[0] for d in directions)
     if ngram is not None:  # each n-gram's term in the logit: its bag row times its head weights
@@ -113,7 +115,7 @@ def compile_fast(model: Any) -> Compiled | None:
         ids = ngram(tokens)
         present = tf.cast(ids > 0, tf.float32)
         count = tf.maximum(tf.reduce_sum(present, axis=1, keepdims=True), 1.0)
-        return tf.gather(bag_logit, ids)[..., 0] * present / count
+        return tf.gather(bag_logit, ids)[..., 0] * present / divisor(count)
 
     def forward(tokens):
         lengths = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), axis=1)

@@ -36,8 +36,10 @@ class Preset:
     # (A regression trained jointly, or first on the same reviews, fits them almost perfectly
     # and leaves the LSTM nothing to learn.)
     stack_folds: int = 0
-    ngram_epochs: int = 10  # the regression's epochs at most; it stops on validation loss
-    ngram_learning_rate: float = 0.01  # it converges far slower than the LSTM at Adam's default
+    # The regression's inverse L2 penalty (scikit-learn's C), chosen on validation movies; it
+    # reads the review's set of n-grams, L2-normalised and weighted by their log-count ratios
+    # (NBSVM, Wang & Manning 2012).
+    ngram_c: float = 100.0
     # Start the embedding, and the LSTM where pretraining learned a language model, from the
     # latest `sentiment pretrain` artifact.
     pretrained: bool = False
@@ -87,7 +89,6 @@ PRESETS = {
         ngram_dim=1,
         ngram_buckets=256,
         stack_folds=2,
-        ngram_epochs=30,
         epochs=30,
         batch_size=4,
         validation_split=0.0,
@@ -116,7 +117,7 @@ PRESETS["lstm"] = Preset(
 )
 # The served model: that LSTM stacked on a logistic regression on the review's unigrams and
 # hashed bigrams (see `stack_folds`). Chosen on validation movies: see BENCHMARKS.md.
-PRESETS["best"] = replace(PRESETS["lstm"], ngram_dim=1, ngram_buckets=2**18, stack_folds=5)
+PRESETS["best"] = replace(PRESETS["lstm"], ngram_dim=1, ngram_buckets=2**20, stack_folds=5)
 # `tiny`, starting from pretraining as `best` does (`sentiment pretrain --dim 16 --units 8`).
 PRESETS["tiny-pretrained"] = replace(PRESETS["tiny"], pretrained=True)
 
@@ -126,7 +127,7 @@ def build_model(preset: Preset) -> Any:
     import keras
     from keras import layers
 
-    from sentiment_inference.layers import NgramIds
+    from sentiment_inference.layers import NgramIds, SqrtPooling
     from sentiment_inference.scoring import FEATURES, HEAD, NGRAM_BAG, WORDS
 
     inputs = keras.Input(shape=(None,), dtype="int32")
@@ -152,8 +153,8 @@ def build_model(preset: Preset) -> Any:
             preset.ngram_dim,
             mask_zero=True,
             name=NGRAM_BAG,
-        )(NgramIds(preset.num_words, preset.ngram_buckets)(inputs))
-        x = layers.Concatenate(name=FEATURES)([x, layers.GlobalAveragePooling1D()(bag)])
+        )(NgramIds(preset.num_words, preset.ngram_buckets, unique=True)(inputs))
+        x = layers.Concatenate(name=FEATURES)([x, SqrtPooling()(bag)])
     outputs = layers.Dense(1, activation="sigmoid", name=HEAD)(x)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])

@@ -9,59 +9,58 @@ from typing import Any
 import numpy as np
 
 from sentiment_core.text import Preprocessor
-from trainer.batches import BucketedBatches
 from trainer.model import Preset
 
-PREDICT_ROWS = 512  # reviews per forward pass when scoring with the regression
+ID_ROWS = 512  # reviews per pass through the n-gram id layer
 
 
-def _bag(preset: Preset, weights: np.ndarray | None = None) -> tuple[Any, Any, Any]:
-    """tokens -> the mean of their n-grams' rows of a width-1 table (the regression's score
-    before its bias); returns (inputs, score, the table's layer)."""
-    import keras
-    from keras import layers
+def bag(preset: Preset, preprocessor: Preprocessor, sequences: Sequence[Sequence[int]]) -> Any:
+    """The reviews' n-gram features exactly as the served branch reads them: a sparse
+    [reviews, ids] matrix of each review's set of n-grams, L2-normalised."""
+    from scipy import sparse
 
     from sentiment_inference.layers import NgramIds
 
-    inputs = keras.Input(shape=(None,), dtype="int32")
-    ids = NgramIds(preset.num_words, preset.ngram_buckets)(inputs)
-    table = layers.Embedding(preset.num_words + preset.ngram_buckets, 1, mask_zero=True)
-    score = layers.GlobalAveragePooling1D()(table(ids))
-    if weights is not None:
-        table.set_weights([weights])
-    return inputs, score, table
+    ids = NgramIds(preset.num_words, preset.ngram_buckets, unique=True)
+    rows: list[np.ndarray] = [np.empty(0, np.int64)] * len(sequences)
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    for start in range(0, len(order), ID_ROWS):
+        chunk = order[start : start + ID_ROWS]
+        width = max(1, len(sequences[chunk[-1]]))
+        batch = preprocessor.pad([sequences[i] for i in chunk], width, right=True)
+        for row, found in zip(chunk, np.asarray(ids(batch)), strict=True):
+            rows[row] = found[found > 0]
+    sizes = np.array([len(r) for r in rows], dtype=np.int64)
+    values = np.repeat(1 / np.sqrt(np.maximum(sizes, 1)), sizes)
+    pointers = np.concatenate([[0], np.cumsum(sizes)])
+    shape = (len(rows), preset.num_words + preset.ngram_buckets)
+    return sparse.csr_matrix(
+        (values, np.concatenate([np.empty(0, np.int64), *rows]), pointers), shape=shape
+    )
 
 
 def fit_regression(
     preset: Preset,
     preprocessor: Preprocessor,
     train: tuple[Sequence[Sequence[int]], Sequence[int]],
-    validation: tuple[Sequence[Sequence[int]], Sequence[int]] | None,
     seed: int,
 ) -> tuple[np.ndarray, float]:
-    """Fit the logistic regression on n-grams; returns its weights times its coefficient (the
-    table the served model's n-gram branch holds) and its bias. Stops on validation loss when
-    given some."""
-    import keras
+    """Fit the logistic regression on the reviews' n-grams, each weighted by its log-count
+    ratio between positive and negative reviews (NBSVM); returns the table the served model's
+    n-gram branch holds (weight times ratio, per id) and the bias."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
 
-    inputs, score, bag = _bag(preset)
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(score))
-    model.compile(
-        optimizer=keras.optimizers.Adam(preset.ngram_learning_rate), loss="binary_crossentropy"
-    )
-    batches = BucketedBatches(*train, preprocessor, preset.batch_size, seed)
-    held = validation and BucketedBatches(*validation, preprocessor, 256, seed).dataset()
-    stop = keras.callbacks.EarlyStopping(patience=1, restore_best_weights=True)
-    model.fit(
-        batches.dataset(),
-        validation_data=held,
-        epochs=preset.ngram_epochs,
-        callbacks=[stop] if held else [],
-        shuffle=False,  # the batches reshuffle themselves every epoch
-        verbose=0,
-    )
-    coefficient, bias = model.layers[-1].get_weights()
-    return bag.get_weights()[0] * coefficient[0, 0], float(bias[0])
+    features = bag(preset, preprocessor, train[0])
+    labels = np.asarray(train[1])
+    present = (features > 0).astype(np.float64)
+    positive = 1 + np.asarray(present[labels == 1].sum(axis=0)).ravel()
+    negative = 1 + np.asarray(present[labels == 0].sum(axis=0)).ravel()
+    ratios = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
+    regression = LogisticRegression(C=preset.ngram_c, solver="liblinear", random_state=seed)
+    regression.fit(features @ sparse.diags(ratios), labels)
+    table = (regression.coef_[0] * ratios).astype(np.float32)[:, None]
+    return table, float(regression.intercept_[0])
 
 
 def regression_scores(
@@ -71,18 +70,7 @@ def regression_scores(
     sequences: Sequence[Sequence[int]],
 ) -> np.ndarray:
     """The n-gram branch's score [reviews, 1] of each sequence under `table`."""
-    import keras
-
-    inputs, score, _ = _bag(preset, table)
-    model = keras.Model(inputs, score)
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    scores = np.zeros((len(sequences), 1), dtype=np.float32)
-    for start in range(0, len(order), PREDICT_ROWS):
-        rows = order[start : start + PREDICT_ROWS]
-        chunk = [sequences[i] for i in rows]
-        batch = preprocessor.pad(chunk, max(1, len(chunk[-1])), right=True)
-        scores[rows] = model(batch, training=False).numpy()
-    return scores
+    return np.asarray(bag(preset, preprocessor, sequences) @ table, dtype=np.float32)
 
 
 def out_of_fold_scores(
@@ -91,7 +79,6 @@ def out_of_fold_scores(
     sequences: Sequence[Sequence[int]],
     labels: Sequence[int],
     folds: np.ndarray,
-    validation: tuple[Sequence[Sequence[int]], Sequence[int]] | None,
     seed: int,
 ) -> np.ndarray:
     """Each training review's n-gram score from a regression fitted without its fold."""
@@ -100,7 +87,7 @@ def out_of_fold_scores(
         fit_rows = np.flatnonzero(folds != fold).tolist()
         held_rows = np.flatnonzero(folds == fold).tolist()
         fit = ([sequences[i] for i in fit_rows], [labels[i] for i in fit_rows])
-        table, _ = fit_regression(preset, preprocessor, fit, validation, seed)
+        table, _ = fit_regression(preset, preprocessor, fit, seed)
         held = [sequences[i] for i in held_rows]
         scores[held_rows] = regression_scores(preset, table, preprocessor, held)
     return scores

@@ -157,10 +157,10 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     if preset.stack_folds and not request.base:
         folds = assign_folds(fit_part.groups, len(sequences), preset.stack_folds, request.seed)
         features = out_of_fold_scores(
-            preset, preprocessor, sequences, fit_part.labels, folds, held_out, request.seed
+            preset, preprocessor, sequences, fit_part.labels, folds, request.seed
         )
         table, bias = fit_regression(
-            preset, preprocessor, (sequences, fit_part.labels), held_out, request.seed
+            preset, preprocessor, (sequences, fit_part.labels), request.seed
         )
         start_from_regression(model, table, bias)
         held_features = regression_scores(preset, table, preprocessor, held)

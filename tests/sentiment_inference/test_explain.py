@@ -28,9 +28,12 @@ def known() -> Scorer:
     return Scorer.from_model("known", model, preprocessor)
 
 
-# The model reads "good film bad film": 4 unigrams and 3 bigrams, averaged. The exact term of
-# "good" is 3/7; leaving it out leaves "film bad film", whose 5 n-grams average -3/5.
-@pytest.mark.parametrize(("method", "size"), [("integrated-gradients", 3 / 7), ("occlusion", 0.6)])
+# The model reads "good film bad film": its set of 6 n-grams (3 unigrams, 3 bigrams), summed
+# and divided by the root of 6. The exact term of "good" is 3/sqrt(6); leaving it out leaves
+# "film bad film", whose 4 n-grams give -3/sqrt(4).
+@pytest.mark.parametrize(
+    ("method", "size"), [("integrated-gradients", 3 / np.sqrt(6)), ("occlusion", 1.5)]
+)
 def test_a_word_that_pushes_toward_positive_has_a_positive_weight(known, method, size) -> None:
     scorer = (
         known if method == "integrated-gradients" else dataclasses.replace(known, attribute=None)
@@ -45,7 +48,7 @@ def test_a_word_that_pushes_toward_positive_has_a_positive_weight(known, method,
     ]
     assert result.score == pytest.approx(0.5)
     assert [r["end"] for r in result.running_scores] == [9, 31]  # after "film." and "zzz!"
-    assert result.running_scores[0]["score"] == pytest.approx(1 / (1 + np.exp(-3 / 3)))
+    assert result.running_scores[0]["score"] == pytest.approx(1 / (1 + np.exp(-np.sqrt(3))))
 
 
 def test_the_trained_models_words_push_their_way(trained) -> None:
