@@ -1,15 +1,26 @@
 """Feedback from a shifted domain: accuracy there, and on the IMDb test split, before and after a
-retraining run.
+retraining run, with the gate's evidence and the run's time.
 
-The shifted domain is IMDb written in an invented slang: the words most telling of each class in
-the training reviews are replaced by made-up words (each reversed, plus "o": great -> taergo),
-so the base model meets reviews whose sentiment rests on words it has never seen. The test split
-is halved: users' feedback is simulated with shifted reviews of the first half and their true
-labels, stored as feedback rows; the figures come from the second half only, shifted (the
-domain) and untouched (IMDb), so no model is judged on a review it learned from in any form.
-The run itself is the service's own (`trainer.retrain.retrain`, gate included).
+Two shifts, each one the base model never saw:
 
-    .venv/bin/python bench/retrain_shift.py --data ../shared/data/imdb/aclImdb_v1_labeled.tar.gz
+- `slang`: IMDb written in an invented slang. The words most telling of each class in the
+  training reviews are replaced by made-up words (each reversed, plus "o": great -> taergo), so
+  the base model meets reviews whose sentiment rests on words it has never seen.
+- `sentences`: one-line reviews, each test review cut to its last sentence.
+
+The test split is halved: users' feedback is simulated with shifted reviews of the first half
+and their true labels, stored as feedback rows; the figures come from the second half only,
+shifted (the domain) and untouched (IMDb), so no model is judged on a review it learned from in
+any form. With `--pool N`, N shifted first-half reviews are scored and stored, and the `--labels`
+of them that the service's label queue ranks first get their labels (else a random `--labels`).
+The run itself is the service's own (`trainer.retrain.retrain`, gate included), in
+`--mode fine-tune` or `scratch`; its shadow period is skipped.
+
+    .venv/bin/python bench/retrain_shift.py --data ../shared/data/imdb/aclImdb_v1_labeled.tar.gz \
+        --base var/models/v1 --pretrained var/models/pretrained/p1 --shift slang --mode fine-tune
+
+`--base` starts from a trained model folder instead of training the preset first, and
+`--pretrained` from a pretraining artifact instead of running `sentiment pretrain`.
 """
 
 from __future__ import annotations
@@ -22,11 +33,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from models import last_sentence  # noqa: E402  (bench/, beside this file)
 
 from sentiment_core.db import (
     Feedback,
@@ -38,7 +51,8 @@ from sentiment_core.db import (
     make_sessionmaker,
 )
 from sentiment_core.migrate import upgrade_database
-from sentiment_core.registry import get_version
+from sentiment_core.operations import label_queue
+from sentiment_core.registry import get_version, register_version
 from sentiment_core.schemas import RunPublic
 from sentiment_core.settings import Settings
 from sentiment_core.text import tokenize
@@ -75,31 +89,91 @@ def accuracy(scorer: Scorer, split: Split) -> float:
     return classification_metrics(split.labels, scorer.score(split.texts))["accuracy"]
 
 
+def base_model(settings: Settings, args, dataset) -> str:
+    """The base model's version: `--base` registered as it is, or the preset trained (after
+    pretraining, where it needs it and `--pretrained` gives none)."""
+    if args.pretrained:
+        shutil.copytree(args.pretrained, settings.pretrained_dir / Path(args.pretrained).name)
+    elif PRESETS[args.preset].pretrained:
+        env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir))
+        command = [sys.executable, "-m", "sentiment_cli.main", "pretrain", "--data", args.data]
+        subprocess.run(command, env=env, cwd=Path(__file__).resolve().parent.parent, check=True)
+    if not args.base:
+        return train_and_register(settings, dataset, TrainRequest(preset=args.preset)).version
+    staged = settings.model_dir / ".staging-base"
+    shutil.copytree(args.base, staged)
+    metrics = json.loads((staged / "report" / "metrics.json").read_text())
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        row = register_version(
+            session, staged_dir=staged, model_dir=settings.model_dir, preset=args.preset,
+            metrics=metrics,
+        )  # fmt: skip
+        version = row.version
+    engine.dispose()
+    return version
+
+
+def store_feedback(sessions, scorer: Scorer, fed: Split, labels: int, pool: bool) -> None:
+    """Store the shifted reviews as scored; label `labels` of them: those the label queue ranks
+    first when `pool`, else the first ones (a random sample)."""
+    scores = scorer.score(fed.texts)
+    with sessions() as session:
+        reviews = [
+            Review(
+                text=text, status=ReviewStatus.done, sentiment=Sentiment.of(score), score=score,
+                unknown_share=scorer.preprocessor.unknown_share(text),
+            )
+            for text, score in zip(fed.texts, scores, strict=True)
+        ]  # fmt: skip
+        session.add_all(reviews)
+        session.commit()
+        label_of = {r.id: label for r, label in zip(reviews, fed.labels, strict=True)}
+    chosen = (
+        [r.id for r in label_queue(sessions=sessions, limit=labels)]
+        if pool
+        else [r.id for r in reviews[:labels]]
+    )
+    with sessions() as session:
+        for review_id in chosen:
+            label = Sentiment.positive if label_of[review_id] else Sentiment.negative
+            session.add(Feedback(review_id=review_id, label=label, client="bench"))
+        session.commit()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--var", default="var/bench-retrain-shift")
     parser.add_argument("--preset", default="best")
-    parser.add_argument("--feedback", type=int, default=2000, help="shifted first-half reviews")
+    parser.add_argument("--base", type=Path, help="a trained model folder to start from")
+    parser.add_argument("--pretrained", type=Path, help="a pretraining artifact folder")
+    parser.add_argument("--shift", choices=["slang", "sentences"], default="slang")
+    parser.add_argument("--mode", choices=["fine-tune", "scratch"], default="fine-tune")
+    parser.add_argument("--labels", type=int, default=2000, help="labeled first-half reviews")
+    parser.add_argument("--pool", type=int, default=0, help="the queue chooses from this many")
     parser.add_argument("--holdout", type=int, default=5000, help="shifted second-half reviews")
     args = parser.parse_args()
 
     var = Path(args.var).resolve()
     shutil.rmtree(var, ignore_errors=True)
-    settings = Settings(var_dir=var, imdb_data=str(Path(args.data).resolve()))
+    settings = Settings(
+        var_dir=var, imdb_data=str(Path(args.data).resolve()), retrain_mode=args.mode,
+        shadow_period_s=0,
+    )  # fmt: skip
     upgrade_database(settings)
-    if PRESETS[args.preset].pretrained:  # the var was wiped: pretrain its word vectors again
-        env = dict(os.environ, SENTIMENT_VAR=str(var), MODEL_DIR=str(settings.model_dir))
-        command = [sys.executable, "-m", "sentiment_cli.main", "pretrain", "--data", args.data]
-        subprocess.run(command, env=env, cwd=Path(__file__).resolve().parent.parent, check=True)
     dataset = load_dataset(Path(args.data))
-    base = train_and_register(settings, dataset, TrainRequest(preset=args.preset))
-    base_scorer = Scorer.load(base.version, Path(base.artifact_path))
+    base = base_model(settings, args, dataset)
+    base_scorer = Scorer.load(base, settings.model_dir / base)
 
-    slang, shift = shifter(telling_words(dataset.train, SLANG_WORDS))
+    slang: dict[str, str] = {}
+    if args.shift == "slang":
+        slang, shift = shifter(telling_words(dataset.train, SLANG_WORDS))
+    else:
+        shift = last_sentence
     test = dataset.test.sample(None, seed=7)
     half = len(test.texts) // 2
-    field = Split(test.texts[:half], test.labels[:half]).sample(args.feedback, seed=7)
+    field = Split(test.texts[:half], test.labels[:half]).sample(args.pool or args.labels, seed=7)
     fed = Split([shift(t) for t in field.texts], field.labels)
     judged = Split(test.texts[half:], test.labels[half:])
     held = judged.sample(args.holdout, seed=11)
@@ -107,22 +181,14 @@ def main() -> None:
 
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    scores = base_scorer.score(fed.texts)
-    with sessions() as session:
-        for text, label, score in zip(fed.texts, fed.labels, scores, strict=True):
-            predicted = Sentiment.of(score)
-            review = Review(text=text, status=ReviewStatus.done, sentiment=predicted, score=score)
-            review.feedback.append(
-                Feedback(label=Sentiment.positive if label else Sentiment.negative)
-            )
-            session.add(review)
-        session.commit()
-
+    store_feedback(sessions, base_scorer, fed, args.labels, bool(args.pool))
     before = {
         "shifted_holdout": accuracy(base_scorer, held),
         "imdb_test_half": accuracy(base_scorer, judged),
     }
-    run = retrain(replace(settings), trigger=RunTrigger.admin, reason="bench/retrain_shift.py")
+    started = time.monotonic()
+    run = retrain(settings, trigger=RunTrigger.admin, reason="bench/retrain_shift.py")
+    seconds = time.monotonic() - started
     assert run is not None
     with sessions() as session:
         candidate = get_version(session, run.candidate_version)
@@ -132,13 +198,18 @@ def main() -> None:
         "imdb_test_half": accuracy(candidate_scorer, judged),
     }
     engine.dispose()
+    cost = before["imdb_test_half"] - before["shifted_holdout"]
+    recovered = (after["shifted_holdout"] - before["shifted_holdout"]) / cost if cost else None
     print(json.dumps({
-        "preset": args.preset, "slang": slang, "run": RunPublic().dump(run),
-        "before": before, "after": after,
+        "preset": args.preset, "shift": args.shift, "mode": args.mode, "labels": args.labels,
+        "chosen_by": "queue" if args.pool else "random", "pool": args.pool,
+        "slang": slang, "run": RunPublic().dump(run), "run_seconds": round(seconds, 1),
+        "before": before, "after": after, "recovered": recovered,
     }, indent=2))  # fmt: skip
-    print(f"\n{'':22}{'base ' + base.version:>14}{'candidate ' + candidate.version:>18}")
+    print(f"\n{'':22}{'base ' + base:>14}{'candidate ' + candidate.version:>18}")
     for key in ("shifted_holdout", "imdb_test_half"):
         print(f"{key:22}{before[key]:>14.4f}{after[key]:>18.4f}")
+    print(f"recovered: {recovered}; run: {seconds / 60:.1f} min")
     print(f"decision: {run.status.value}: {run.decision}")
 
 

@@ -29,6 +29,7 @@ POSITIVE: Accepts = (lambda v: v > 0, "a positive {noun}")
 NOT_NEGATIVE: Accepts = (lambda v: v >= 0, "{a} {noun} of 0 or more")
 SHARE: Accepts = (lambda v: 0 < v < 1, "{a} {noun} between 0 and 1")
 FRACTION: Accepts = (lambda v: 0 < v <= 1, "{a} {noun} above 0, at most 1")
+RETRAIN_MODES: Accepts = (lambda v: v in ("fine-tune", "scratch"), '"fine-tune" or "scratch"')
 # How a variable's text becomes its setting's type (the field's annotation), and that type's name.
 PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "str": (str, "text"),
@@ -96,6 +97,10 @@ class Settings:
     shadow_period_s: float = setting("SHADOW_PERIOD_S", 3600.0, NOT_NEGATIVE)
     # the fixed IMDb held-out set: this many training reviews
     gate_imdb_reviews: int = setting("GATE_IMDB_REVIEWS", 2000, NOT_NEGATIVE)
+    # how a run trains its candidate: "fine-tune" continues from the active model, its
+    # vocabulary grown by the words the feedback needs; "scratch" trains anew (from the latest
+    # pretraining where the preset starts from it)
+    retrain_mode: str = setting("RETRAIN_MODE", "fine-tune", RETRAIN_MODES)
     # IMDb reviews mixed with the feedback when fine-tuning
     replay_reviews: int = setting("REPLAY_REVIEWS", 5000, NOT_NEGATIVE)
     # tries at scoring a review before it is failed with the reason

@@ -97,7 +97,8 @@ def test_feedback_on_a_new_word_is_learned_and_promoted(service, tiny_model, tmp
     assert run["status"] == "promoted", run
     assert run["decision"].startswith("promoted after its shadow period"), run["decision"]
     assert run["trigger"] == "schedule" and run["reason"].startswith("80 new feedback labels")
-    assert run["mode"] == "scratch" and "blorft" in run["mode_reason"]
+    assert run["mode"] == "fine-tune" and "vocabulary grows by" in run["mode_reason"]
+    assert "blorft" in run["mode_reason"]  # the first 8 new words are named
     assert run["counts"]["labeled_reviews"] == 80
     feedback = run["metrics"]["feedback"]
     assert feedback["reviews"] == run["counts"]["feedback_holdout"] and feedback["low"] > 0

@@ -2,10 +2,11 @@
 
 A run takes the IMDb training reviews and every labeled review, keeps a fixed IMDb slice and a
 stable share of the feedback out of training, trains a candidate (continuing from the active
-model, or from scratch when the vocabulary must grow), scores both models on the same held-out
-data, and compares them pair by pair (`sentiment_core/gate.py`): it promotes the candidate
-only when the interval of its gain on held-out feedback lies above 0 and the interval of its
-IMDb difference above -`gate_max_imdb_drop`. When the feedback interval still straddles 0 the
+model, its vocabulary grown by the feedback's new words; or from scratch when RETRAIN_MODE
+says so), scores both models on the same held-out data, and compares them pair by pair
+(`sentiment_core/gate.py`): it promotes the candidate only when the interval of its gain on
+held-out feedback lies above 0 and the interval of its IMDb difference above
+-`gate_max_imdb_drop`. When the feedback interval still straddles 0 the
 run waits: every scheduled check scores both models again on the held-out feedback that has
 arrived since, until the evidence decides.
 """
@@ -52,6 +53,7 @@ from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
 from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
+from trainer.pretrain import Pretrained, latest_artifact, load_pretrained
 from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_pretrained
 
 log = logging.getLogger(__name__)
@@ -112,24 +114,33 @@ def cap_share(items: list, others: int, max_share: float, seed: int = DEFAULT_SE
     return items if len(items) <= limit else random.Random(seed).sample(items, limit)
 
 
-def choose_mode(preprocessor: Preprocessor, texts: list[str]) -> tuple[RunMode, str]:
-    """Fine-tune the active model, unless the feedback leans on words its vocabulary lacks."""
+def choose_mode(
+    preprocessor: Preprocessor, texts: list[str], mode: RunMode
+) -> tuple[RunMode, str, tuple[str, ...]]:
+    """How the run trains, why, and the words the fine-tuned model's vocabulary grows by: those
+    outside it in `NEW_WORD_MIN_SHARE` of the labeled reviews (and at least 3)."""
+    if mode == RunMode.scratch:
+        return (
+            mode,
+            "RETRAIN_MODE is scratch: the vocabulary is refitted and the model trained anew",
+            (),
+        )
     unknown = Counter(
         word for text in texts for word in set(tokenize(text)) if not preprocessor.knows(word)
     )
     needed = max(3, int(NEW_WORD_MIN_SHARE * len(texts)))
-    new_words = sorted(w for w, n in unknown.items() if n >= needed)
-    if new_words:
-        shown = ", ".join(new_words[:8]) + (", …" if len(new_words) > 8 else "")
-        return RunMode.scratch, (
-            f"{len(new_words)} words in at least {needed} labeled reviews are "
-            f"outside the active vocabulary ({shown}); a fine-tuned model could not see them, "
-            "so the vocabulary is refitted and the model trained from scratch"
-        )
-    return RunMode.fine_tune, (
-        "the active vocabulary covers the feedback, so training continues from the active model "
+    new_words = tuple(sorted(w for w, n in unknown.items() if n >= needed))
+    why = (
+        "training continues from the active model "
         f"({FINE_TUNE_EPOCHS} epochs at learning rate {FINE_TUNE_LEARNING_RATE})"
     )
+    if new_words:
+        shown = ", ".join(new_words[:8]) + (", …" if len(new_words) > 8 else "")
+        why += (
+            f"; its vocabulary grows by {len(new_words)} word{'s' * (len(new_words) > 1)} "
+            f"found in at least {needed} labeled reviews ({shown})"
+        )
+    return mode, why, new_words
 
 
 def correct(scorer: Scorer, split: Split) -> list[bool]:
@@ -302,12 +313,18 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     gate_imdb, rest = imdb.train.hold_out(settings.gate_imdb_reviews)
 
     base_dir = Path(active.artifact_path)
-    mode, run.mode_reason = choose_mode(
-        Preprocessor.load(base_dir / PREPROCESSOR_FILE), [item.text for item in learn]
+    mode, run.mode_reason, new_words = choose_mode(
+        Preprocessor.load(base_dir / PREPROCESSOR_FILE),
+        [item.text for item in learn],
+        RunMode(settings.retrain_mode),
     )
     run.mode = mode.value
+    unreplayed = Split()  # IMDb reviews the n-gram regression of a fine-tuning run learns from
     if run.mode == RunMode.fine_tune:
-        rest = rest.sample(settings.replay_reviews, DEFAULT_SEED)
+        shuffled = rest.sample(None, DEFAULT_SEED)
+        cut = min(settings.replay_reviews, len(shuffled.texts))
+        rest = shuffled.subset(range(cut))
+        unreplayed = shuffled.subset(range(cut, len(shuffled.texts)))
     used = cap_share(learn, len(rest.texts), settings.feedback_max_share)
     train = Split(rest.texts + [i.text for i in used], rest.labels + [i.label for i in used])
     run.counts = {
@@ -331,6 +348,9 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
             base=base_dir,
             epochs=FINE_TUNE_EPOCHS,
             learning_rate=FINE_TUNE_LEARNING_RATE,
+            pretrained=latest_pretrained(settings) if new_words else None,
+            new_words=new_words,
+            regression_extra=unreplayed,
         )
     else:  # from the latest pretrained vectors where the preset starts from them
         request = with_pretrained(TrainRequest(preset=active.preset, seed=DEFAULT_SEED), settings)
@@ -374,6 +394,12 @@ def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
     settle(session, run, candidate.version, imdb, feedback, settings)
     if run.status not in (RunStatus.waiting, RunStatus.shadow):
         run.finished_at = utcnow()
+
+
+def latest_pretrained(settings: Settings) -> Pretrained | None:
+    """The latest pretraining artifact, for new words' vectors; None when there is none."""
+    root = settings.pretrained_dir
+    return load_pretrained(folder) if (folder := latest_artifact(root)) else None
 
 
 def scorer_for(row: ModelVersion) -> Scorer:

@@ -21,13 +21,14 @@ from sentiment_core.text import Preprocessor
 from sentiment_inference.scoring import HEAD, NGRAM_BAG, WORDS, Scorer
 from trainer.analysis import analyse
 from trainer.batches import BucketedBatches
-from trainer.data import Dataset
+from trainer.data import Dataset, Split
 from trainer.evaluation import classification_metrics
 from trainer.language_model import LSTM_WEIGHTS
 from trainer.model import DEFAULT_SEED, PRESETS, build_model, build_stacked_trainer
 from trainer.pretrain import Pretrained, PretrainError, load_latest
 from trainer.report import EXAMPLE_REVIEWS, write_json, write_test_report, write_training_curves
 from trainer.stacking import assign_folds, fit_regression, out_of_fold_scores, regression_scores
+from trainer.vocabulary import grow_vocabulary
 
 REPORT_DIR = "report"
 
@@ -41,6 +42,10 @@ class TrainRequest:
     base: Path | None = None  # an artifact to continue training from, with its vocabulary
     learning_rate: float | None = None  # the optimizer's; None keeps the preset's (Adam default)
     pretrained: Pretrained | None = None  # what pretraining learned, to start the model from
+    new_words: tuple[str, ...] = ()  # words to add to the base's vocabulary before fine-tuning
+    # Reviews a stacked preset's n-gram regression learns from besides the training ones: the
+    # IMDb reviews a fine-tuning run does not replay to its LSTM (the regression takes seconds).
+    regression_extra: Split = dataclasses.field(default_factory=Split)
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
@@ -101,12 +106,17 @@ def start_from_pretrained(
     rnn.set_weights(weights)
 
 
-def start_from_regression(model: Any, table: np.ndarray, bias: float) -> None:
-    """Put the regression in the n-gram branch, frozen, and start the head from it: its score
-    taken whole, its bias, the LSTM's features at Keras' small random start."""
+def start_from_regression(
+    model: Any, table: np.ndarray, bias: float, start_head: bool = True
+) -> None:
+    """Put the regression in the n-gram branch, frozen, and start the head from it
+    (`start_head`): its score taken whole, its bias, the LSTM's features at Keras' small
+    random start."""
     bag = model.get_layer(NGRAM_BAG)
     bag.set_weights([table])
     bag.trainable = False
+    if not start_head:  # a trained head, fine-tuned: it already weighs the regression's score
+        return
     head = model.get_layer(HEAD)
     kernel, _ = head.get_weights()
     kernel[-1] = 1.0
@@ -141,6 +151,10 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
 
         preprocessor = Preprocessor.load(request.base / PREPROCESSOR_FILE)
         model = keras.models.load_model(request.base / MODEL_FILE, compile=False)
+        if request.new_words:
+            model, preprocessor = grow_vocabulary(
+                model, preprocessor, request.new_words, request.pretrained, request.seed
+            )
     else:
         preprocessor = Preprocessor.fit(
             train.texts, num_words=preset.num_words, max_len=preset.max_len
@@ -148,21 +162,23 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         model = build_model(preset)
         if request.pretrained:
             start_from_pretrained(model, request.pretrained, preprocessor.vocab, request.seed)
+    preset = dataclasses.replace(preset, num_words=model.get_layer(WORDS).input_dim)  # grown?
     eda = analyse(train, preprocessor, report)
     fit_part, validation = train.split_validation(preset.validation_split, request.seed)
     sequences, held = preprocessor.encode(fit_part.texts), preprocessor.encode(validation.texts)
     held_out = (held, validation.labels) if held else None
     features = held_features = None
     fitted = model
-    if preset.stack_folds and not request.base:
-        folds = assign_folds(fit_part.groups, len(sequences), preset.stack_folds, request.seed)
-        features = out_of_fold_scores(
-            preset, preprocessor, sequences, fit_part.labels, folds, request.seed
-        )
-        table, bias = fit_regression(
-            preset, preprocessor, (sequences, fit_part.labels), request.seed
-        )
-        start_from_regression(model, table, bias)
+    if preset.stack_folds:
+        extra = request.regression_extra
+        corpus = sequences + preprocessor.encode(extra.texts)
+        labels = fit_part.labels + extra.labels
+        groups = fit_part.groups + extra.groups if extra.groups else []
+        folds = assign_folds(groups, len(corpus), preset.stack_folds, request.seed)
+        features = out_of_fold_scores(preset, preprocessor, corpus, labels, folds, request.seed)
+        features = features[: len(sequences)]
+        table, bias = fit_regression(preset, preprocessor, (corpus, labels), request.seed)
+        start_from_regression(model, table, bias, start_head=not request.base)
         held_features = regression_scores(preset, table, preprocessor, held)
         fitted = build_stacked_trainer(model, preset)
     width = None if preset.mask else preset.max_len

@@ -9,6 +9,7 @@ from sentiment_core.db import (
     Feedback,
     Review,
     ReviewStatus,
+    RunMode,
     RunStatus,
     RunTrigger,
     Sentiment,
@@ -83,12 +84,15 @@ def test_feedback_is_capped_to_its_share_of_the_training_data() -> None:
     assert cap_share(items, others=200, max_share=0.2) == capped
 
 
-def test_new_words_in_the_feedback_mean_training_from_scratch() -> None:
+def test_new_words_in_the_feedback_grow_the_fine_tuned_vocabulary() -> None:
     preprocessor = Preprocessor.fit(POSITIVE + NEGATIVE, num_words=1000, max_len=50)
-    mode, why = choose_mode(preprocessor, new_word_reviews("zorgly")[:5])
-    assert mode == "scratch" and "zorgly" in why and "from scratch" in why
-    mode, why = choose_mode(preprocessor, POSITIVE)
-    assert mode == "fine-tune" and "continues from the active model" in why
+    texts = new_word_reviews("zorgly")[:5] + new_word_reviews("blorft")[:2]
+    mode, why, words = choose_mode(preprocessor, texts, RunMode.fine_tune)
+    assert mode == "fine-tune" and "zorgly" in words and "blorft" not in words  # in 2 only
+    assert "continues from the active model" in why and f"grows by {len(words)} words" in why
+    assert choose_mode(preprocessor, POSITIVE, RunMode.fine_tune)[2] == ()
+    mode, why, words = choose_mode(preprocessor, texts, RunMode.scratch)
+    assert mode == "scratch" and "trained anew" in why and words == ()
 
 
 def test_a_scheduled_run_waits_for_enough_new_feedback(settings, sessions, tiny_model) -> None:
