@@ -29,14 +29,12 @@ class BucketedBatches:
         batch_size: int,
         seed: int,
         width: int | None = None,
-        features: np.ndarray | None = None,
     ) -> None:
         self.sequences = sequences
         self.labels = np.asarray(labels, dtype=np.float32)
         self.preprocessor = preprocessor
         self.batch_size = batch_size
         self.width = width
-        self.features = features  # a second input per review [reviews, k], batched alongside
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -54,15 +52,13 @@ class BucketedBatches:
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         return [batches[i] for i in self.rng.permutation(len(batches))]
 
-    def batch(self, rows: np.ndarray) -> tuple[Any, np.ndarray]:
+    def batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         seqs = [self.sequences[i] for i in rows]
         if self.width:
             tokens = self.preprocessor.pad(seqs, self.width)
         else:
             tokens = self.preprocessor.pad(seqs, max(1, max(len(s) for s in seqs)), right=True)
-        if self.features is None:
-            return tokens, self.labels[rows]
-        return (tokens, self.features[rows]), self.labels[rows]
+        return tokens, self.labels[rows]
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return (self.batch(rows) for rows in self.plan())
@@ -71,9 +67,6 @@ class BucketedBatches:
         """A tf.data view that Keras can fit on: batches of any width, a new shuffle per epoch."""
         import tensorflow as tf
 
-        tokens = tf.TensorSpec([None, None], tf.int32)
-        if self.features is not None:
-            tokens = (tokens, tf.TensorSpec([None, self.features.shape[1]], tf.float32))
-        signature = (tokens, tf.TensorSpec([None], tf.float32))
+        signature = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32))
         data = tf.data.Dataset.from_generator(self.__iter__, output_signature=signature)
         return data.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)

@@ -24,22 +24,16 @@ class Preset:
     bidirectional: bool = False
     pool: bool = False  # average the LSTM's outputs over time instead of taking its last state
     head_dropout: float = 0.0
-    # >0 adds a bag of unigram + hashed bigram embeddings beside the LSTM; with 1 it is a
-    # logistic regression on the review's n-grams, learned jointly with the LSTM.
-    ngram_dim: int = 0
-    ngram_buckets: int = 0
     patience: int | None = None  # stop after this many epochs without a better val_loss
-    # >0 stacks the LSTM on the n-gram branch (ngram_dim 1): a logistic regression on the
-    # review's n-grams is fitted first, on this many folds (split by movie) for out-of-fold
-    # scores and once on all the training reviews for serving; the LSTM and the head then learn
-    # from the out-of-fold scores, what the regression gets wrong on reviews it has not seen.
-    # (A regression trained jointly, or first on the same reviews, fits them almost perfectly
-    # and leaves the LSTM nothing to learn.)
-    stack_folds: int = 0
-    # The regression's inverse L2 penalty (scikit-learn's C), chosen on validation movies; it
-    # reads the review's set of n-grams, L2-normalised and weighted by their log-count ratios
-    # (NBSVM, Wang & Manning 2012).
-    ngram_c: float = 100.0
+    # >0 blends the LSTM with a logistic regression on the review's unigrams and bigrams (hashed
+    # into this many buckets). The regression reads the review's set of n-grams, L2-normalised
+    # and weighted by their log-count ratios (NBSVM, Wang & Manning 2012), and is fitted exactly
+    # (scikit-learn). The LSTM is trained alone, with a head of its own; the served head then
+    # weighs the two models' logits, fitted on the validation reviews (movies neither model
+    # was trained on). (An LSTM trained jointly with the regression, or on its out-of-fold
+    # scores, learns next to nothing: the regression leaves it too little loss to learn from.)
+    ngram_buckets: int = 0
+    ngram_c: float = 100.0  # the regression's inverse L2 penalty, chosen on validation movies
     # Start the embedding, and the LSTM where pretraining learned a language model, from the
     # latest `sentiment pretrain` artifact.
     pretrained: bool = False
@@ -86,9 +80,7 @@ PRESETS = {
         mask=True,
         bidirectional=True,
         pool=True,
-        ngram_dim=1,
         ngram_buckets=256,
-        stack_folds=2,
         epochs=30,
         batch_size=4,
         validation_split=0.0,
@@ -115,9 +107,9 @@ PRESETS["lstm"] = Preset(
     pretrained=True,
     warmup=0.1,
 )
-# The served model: that LSTM stacked on a logistic regression on the review's unigrams and
-# hashed bigrams (see `stack_folds`). Chosen on validation movies: see BENCHMARKS.md.
-PRESETS["best"] = replace(PRESETS["lstm"], ngram_dim=1, ngram_buckets=2**20, stack_folds=5)
+# The served model: that LSTM blended with the n-gram regression (see `ngram_buckets`). Chosen
+# on validation movies: see BENCHMARKS.md.
+PRESETS["best"] = replace(PRESETS["lstm"], ngram_buckets=2**20)
 # `tiny`, starting from pretraining as `best` does (`sentiment pretrain --dim 16 --units 8`).
 PRESETS["tiny-pretrained"] = replace(PRESETS["tiny"], pretrained=True)
 
@@ -147,10 +139,10 @@ def build_model(preset: Preset) -> Any:
         x = layers.GlobalAveragePooling1D()(x)
     if preset.head_dropout:  # on the LSTM's features only: the n-gram regression is kept whole
         x = layers.Dropout(preset.head_dropout)(x)
-    if preset.ngram_dim:
+    if preset.ngram_buckets:
         bag = layers.Embedding(
             preset.num_words + preset.ngram_buckets,
-            preset.ngram_dim,
+            1,
             mask_zero=True,
             name=NGRAM_BAG,
         )(NgramIds(preset.num_words, preset.ngram_buckets, unique=True)(inputs))
@@ -161,17 +153,17 @@ def build_model(preset: Preset) -> Any:
     return model
 
 
-def build_stacked_trainer(model: Any, preset: Preset) -> Any:
-    """The graph a stacked preset trains: [tokens, n-gram score] -> probability. It shares
-    every layer with `model` but takes the n-gram branch's score as an input (out-of-fold while
-    training) instead of computing it."""
+def build_lstm_trainer(model: Any) -> Any:
+    """The graph the LSTM of a blended model trains on alone: tokens -> probability, from the
+    LSTM's features through a head of its own (its last layer), which starts from the served
+    head's LSTM part. Shares every LSTM layer with `model`."""
     import keras
 
     from sentiment_inference.scoring import FEATURES, HEAD
 
-    features = model.get_layer(FEATURES)
-    score = keras.Input(shape=(preset.ngram_dim,), dtype="float32")
-    outputs = model.get_layer(HEAD)(features([features.input[0], score]))
-    trainer = keras.Model([model.input, score], outputs)
+    kernel, bias = model.get_layer(HEAD).get_weights()
+    head = keras.layers.Dense(1, activation="sigmoid")
+    trainer = keras.Model(model.input, head(model.get_layer(FEATURES).input[0]))
+    head.set_weights([kernel[:-1], bias])
     trainer.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return trainer

@@ -24,10 +24,10 @@ from trainer.batches import BucketedBatches
 from trainer.data import Dataset, Split
 from trainer.evaluation import classification_metrics
 from trainer.language_model import LSTM_WEIGHTS
-from trainer.model import DEFAULT_SEED, PRESETS, build_model, build_stacked_trainer
+from trainer.model import DEFAULT_SEED, PRESETS, Preset, build_lstm_trainer, build_model
+from trainer.ngrams import blend, fit_regression, regression_scores
 from trainer.pretrain import Pretrained, PretrainError, load_latest
 from trainer.report import EXAMPLE_REVIEWS, write_json, write_test_report, write_training_curves
-from trainer.stacking import assign_folds, fit_regression, out_of_fold_scores, regression_scores
 from trainer.vocabulary import grow_vocabulary
 
 REPORT_DIR = "report"
@@ -106,21 +106,31 @@ def start_from_pretrained(
     rnn.set_weights(weights)
 
 
-def start_from_regression(
-    model: Any, table: np.ndarray, bias: float, start_head: bool = True
-) -> None:
-    """Put the regression in the n-gram branch, frozen, and start the head from it
-    (`start_head`): its score taken whole, its bias, the LSTM's features at Keras' small
-    random start."""
-    bag = model.get_layer(NGRAM_BAG)
-    bag.set_weights([table])
-    bag.trainable = False
-    if not start_head:  # a trained head, fine-tuned: it already weighs the regression's score
-        return
+def set_blended_head(
+    preset: Preset,
+    model: Any,
+    lstm: Any,
+    regression: tuple[np.ndarray, float],
+    preprocessor: Preprocessor,
+    split: Split,
+) -> list[float]:
+    """Set the served head to the blend of the LSTM (`lstm`, the graph it trained on alone) and
+    the regression (its table and bias) fitted on `split`; returns the blend's weights."""
+    table, bias = regression
+    scores = np.clip(
+        Scorer.from_model("lstm", lstm, preprocessor).score(split.texts), 1e-7, 1 - 1e-7
+    )
+    ngrams = regression_scores(preset, table, preprocessor, preprocessor.encode(split.texts))
+    weights = blend(np.log(scores / (1 - scores)), ngrams[:, 0] + bias, split.labels)
+    kernel, lstm_bias = lstm.layers[-1].get_weights()
     head = model.get_layer(HEAD)
-    kernel, _ = head.get_weights()
-    kernel[-1] = 1.0
-    head.set_weights([kernel, np.array([bias], dtype=kernel.dtype)])
+    head.set_weights(
+        [
+            np.append(weights[0] * kernel, [[weights[1]]], axis=0),
+            weights[0] * lstm_bias + weights[1] * bias + weights[2],
+        ]
+    )
+    return weights.tolist()
 
 
 def staging_dir(settings: Settings) -> Path:
@@ -167,23 +177,17 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     fit_part, validation = train.split_validation(preset.validation_split, request.seed)
     sequences, held = preprocessor.encode(fit_part.texts), preprocessor.encode(validation.texts)
     held_out = (held, validation.labels) if held else None
-    features = held_features = None
     fitted = model
-    if preset.stack_folds:
+    if preset.ngram_buckets:
         extra = request.regression_extra
         corpus = sequences + preprocessor.encode(extra.texts)
         labels = fit_part.labels + extra.labels
-        groups = fit_part.groups + extra.groups if extra.groups else []
-        folds = assign_folds(groups, len(corpus), preset.stack_folds, request.seed)
-        features = out_of_fold_scores(preset, preprocessor, corpus, labels, folds, request.seed)
-        features = features[: len(sequences)]
-        table, bias = fit_regression(preset, preprocessor, (corpus, labels), request.seed)
-        start_from_regression(model, table, bias, start_head=not request.base)
-        held_features = regression_scores(preset, table, preprocessor, held)
-        fitted = build_stacked_trainer(model, preset)
+        regression = fit_regression(preset, preprocessor, (corpus, labels), request.seed)
+        model.get_layer(NGRAM_BAG).set_weights([regression[0]])
+        fitted = build_lstm_trainer(model)
     width = None if preset.mask else preset.max_len
     batches = BucketedBatches(
-        sequences, fit_part.labels, preprocessor, preset.batch_size, request.seed, width, features
+        sequences, fit_part.labels, preprocessor, preset.batch_size, request.seed, width
     )
     if request.base or request.learning_rate or preset.warmup:
         rate = request.learning_rate or 0.001
@@ -203,7 +207,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
             )
         )
     validation_batches = held_out and BucketedBatches(
-        *held_out, preprocessor, 256, request.seed, width, held_features
+        *held_out, preprocessor, 256, request.seed, width
     )
     history = fitted.fit(
         batches.dataset(),
@@ -213,8 +217,10 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    if preset.stack_folds:  # trainable again, so a later fine-tuning run may adjust it
-        model.get_layer(NGRAM_BAG).trainable = True
+    blended = None
+    if preset.ngram_buckets:  # on the validation movies, or without any the training reviews
+        split = validation if validation.texts else fit_part
+        blended = set_blended_head(preset, model, fitted, regression, preprocessor, split)
     train_seconds = time.monotonic() - started
     curves = {k: [float(v) for v in values] for k, values in history.history.items()}
     write_training_curves(report, curves)
@@ -239,6 +245,8 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         "validation_by": validation.texts and ("movie" if validation.groups else "random") or None,
         "pretrained": request.pretrained.version if request.pretrained else None,
         "history": curves,
+        # the served head's weights on the LSTM's and the n-gram regression's logits, and bias
+        "blend": blended,
         "epochs_run": len(curves["loss"]),
         "preset": dataclasses.asdict(preset),
         "train_reviews": len(train.texts),

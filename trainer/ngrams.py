@@ -1,5 +1,5 @@
-"""The n-gram regression that a stacked preset serves beside its LSTM, and the out-of-fold
-scores its LSTM learns from (see `Preset.stack_folds`)."""
+"""The n-gram regression that a blended preset serves beside its LSTM, and the blend of the two
+(see `Preset.ngram_buckets`)."""
 
 from __future__ import annotations
 
@@ -73,32 +73,10 @@ def regression_scores(
     return np.asarray(bag(preset, preprocessor, sequences) @ table, dtype=np.float32)
 
 
-def out_of_fold_scores(
-    preset: Preset,
-    preprocessor: Preprocessor,
-    sequences: Sequence[Sequence[int]],
-    labels: Sequence[int],
-    folds: np.ndarray,
-    seed: int,
-) -> np.ndarray:
-    """Each training review's n-gram score from a regression fitted without its fold."""
-    scores = np.zeros((len(sequences), 1), dtype=np.float32)
-    for fold in np.unique(folds):
-        fit_rows = np.flatnonzero(folds != fold).tolist()
-        held_rows = np.flatnonzero(folds == fold).tolist()
-        fit = ([sequences[i] for i in fit_rows], [labels[i] for i in fit_rows])
-        table, _ = fit_regression(preset, preprocessor, fit, seed)
-        held = [sequences[i] for i in held_rows]
-        scores[held_rows] = regression_scores(preset, table, preprocessor, held)
-    return scores
+def blend(lstm_logits: np.ndarray, ngram_logits: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    """The weights (LSTM, n-grams, bias) of a logistic regression on the two models' logits,
+    which blends them."""
+    from sklearn.linear_model import LogisticRegression
 
-
-def assign_folds(groups: Sequence[str], rows: int, folds: int, seed: int) -> np.ndarray:
-    """A fold number per review: whole movies per fold when every movie is known, else rows
-    at random."""
-    rng = np.random.default_rng(seed)
-    if groups and all(groups):
-        movies = sorted(set(groups))
-        fold_of = dict(zip(rng.permutation(movies).tolist(), range(len(movies)), strict=True))
-        return np.array([fold_of[g] % folds for g in groups])
-    return rng.permutation(rows) % folds
+    regression = LogisticRegression().fit(np.stack([lstm_logits, ngram_logits], 1), labels)
+    return np.append(regression.coef_[0], regression.intercept_[0])
