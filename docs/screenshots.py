@@ -4,7 +4,7 @@
 
 submits a few reviews (one through the form), waits for them, gives feedback on one, asks why
 the last one scored as it did, then saves docs/{submit,result,explanation,history,models,
-dashboard}.png with headless Chromium.
+dashboard}.png with headless Chromium, and docs/runs.png: the Models page's retraining runs.
 """
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ def main() -> None:
         for page in ("history", "models", "dashboard"):
             browser.get(f"{args.base}/{page}")
             save_whole_page(browser, page)
+        browser.get(f"{args.base}/models")
+        runs = browser.find_element(By.ID, "runs")
+        browser.execute_script("arguments[0].scrollIntoView()", runs)
+        runs.screenshot(str(DOCS / "runs.png"))
     finally:
         browser.quit()
 
