@@ -5,7 +5,8 @@
 
 Each preset is trained once per seed exactly as `sentiment train --preset P --seed S` trains it
 (the retraining gate's slice held out, validation by movie, the latest pretrained vectors where
-the preset starts from them; `sentiment pretrain` runs first when there are none). For each
+the preset starts from them; `sentiment pretrain` runs first when there are none); a model VAR
+already holds for that preset and seed is reused, so a run cut short resumes. For each
 model: accuracy on its validation movies and on the test split, test F1, training minutes,
 parameters, size on disk, and reviews/s in-process (the worker's scorer against Keras' batched
 `predict`, on the same 4,096 test reviews); a two-branch model again with each branch silenced
@@ -88,11 +89,26 @@ def speed(model_dir: Path, texts: list[str]) -> dict:
     }
 
 
-def model_rows(dataset: Dataset, settings: Settings, preset: str, seed: int) -> list[dict]:
-    from sentiment_inference.scoring import Scorer
+def trained(dataset: Dataset, settings: Settings, preset: str, seed: int):
+    """The version of `preset` trained with `seed` already registered in this var (a run cut
+    short is resumed), else a newly trained one."""
+    from sqlalchemy import select
+
+    from sentiment_core.db import ModelVersion, make_engine, make_sessionmaker
     from trainer.train import TrainRequest, train_and_register
 
-    row = train_and_register(settings, dataset, TrainRequest(preset=preset, seed=seed))
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = session.scalars(select(ModelVersion).where(ModelVersion.preset == preset))
+        done = next((r for r in rows if r.metrics.get("seed") == seed), None)
+    engine.dispose()
+    return done or train_and_register(settings, dataset, TrainRequest(preset=preset, seed=seed))
+
+
+def model_rows(dataset: Dataset, settings: Settings, preset: str, seed: int) -> list[dict]:
+    from sentiment_inference.scoring import Scorer
+
+    row = trained(dataset, settings, preset, seed)
     folder, metrics = Path(row.artifact_path), row.metrics
     validation = validation_of(dataset, settings, preset, seed)
     common = {
@@ -101,7 +117,7 @@ def model_rows(dataset: Dataset, settings: Settings, preset: str, seed: int) -> 
         "parameters": metrics["parameters"],
         "pretrained": metrics["pretrained"],
     } | speed(folder, dataset.test.texts[:SPEED_REVIEWS])
-    branches = [None, "lstm", "ngrams"] if PRESETS[preset].ngram_dim else [None]
+    branches = [None, "lstm", "ngrams"] if PRESETS[preset].ngram_buckets else [None]
     rows = []
     for without in branches:
         scorer = Scorer.load(row.version, folder, without=without)

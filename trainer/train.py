@@ -43,7 +43,7 @@ class TrainRequest:
     learning_rate: float | None = None  # the optimizer's; None keeps the preset's (Adam default)
     pretrained: Pretrained | None = None  # what pretraining learned, to start the model from
     new_words: tuple[str, ...] = ()  # words to add to the base's vocabulary before fine-tuning
-    # Reviews a stacked preset's n-gram regression learns from besides the training ones: the
+    # Reviews a blended preset's n-gram regression learns from besides the training ones: the
     # IMDb reviews a fine-tuning run does not replay to its LSTM (the regression takes seconds).
     regression_extra: Split = dataclasses.field(default_factory=Split)
 
