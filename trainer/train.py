@@ -133,6 +133,14 @@ def set_blended_head(
     return weights.tolist()
 
 
+def with_known_words(split: Split, preprocessor: Preprocessor) -> tuple[Split, list[list[int]]]:
+    """The reviews of `split` with a word in the vocabulary, and their sequences: a review
+    without one is nothing to learn from (and a masked LSTM's average over no step is NaN)."""
+    sequences = preprocessor.encode(split.texts)
+    rows = [i for i, sequence in enumerate(sequences) if sequence]
+    return split.subset(rows), [sequences[i] for i in rows]
+
+
 def staging_dir(settings: Settings) -> Path:
     """A fresh folder beside the versions, moved into place when the version is registered."""
     staged = settings.model_dir / f".staging-{uuid.uuid4().hex}"
@@ -174,8 +182,8 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
             start_from_pretrained(model, request.pretrained, preprocessor.vocab, request.seed)
     preset = dataclasses.replace(preset, num_words=model.get_layer(WORDS).input_dim)  # grown?
     eda = analyse(train, preprocessor, report)
-    fit_part, validation = train.split_validation(preset.validation_split, request.seed)
-    sequences, held = preprocessor.encode(fit_part.texts), preprocessor.encode(validation.texts)
+    parts = train.split_validation(preset.validation_split, request.seed)
+    (fit_part, sequences), (validation, held) = (with_known_words(p, preprocessor) for p in parts)
     held_out = (held, validation.labels) if held else None
     fitted = model
     if preset.ngram_buckets:

@@ -75,3 +75,17 @@ def test_fine_tuning_with_a_grown_vocabulary_learns_the_new_words(tiny_artifact,
     assert [s >= 0.5 for s in scorer.score(unseen)] == [True, True, False]
     assert scorer.preprocessor.knows("zorgly") and scorer.preprocessor.knows("blorft")
     assert Scorer.load("saved", tmp_path).score(unseen) == pytest.approx(scorer.score(unseen))
+
+
+def test_fine_tuning_skips_reviews_without_a_known_word(tiny_artifact, tmp_path) -> None:
+    base = tiny_dataset()
+    # Reviews made only of words the model lacks: a masked LSTM's average over them is NaN,
+    # which would turn every weight into NaN on the first batch.
+    unknown = ["zzz qqq", "10/10!!", "xyzzy"] * 4
+    train = Split(base.train.texts + unknown, base.train.labels + [1, 0, 1] * 4)
+    request = TrainRequest(preset="tiny", base=tiny_artifact, epochs=1, learning_rate=1e-3)
+    (tmp_path / "report").mkdir()
+    metrics, _, scorer = train_into(tmp_path, Dataset(train, base.test), request)
+    assert metrics["train_reviews"] == len(train.texts)
+    assert np.isfinite(metrics["history"]["loss"]).all()
+    assert [s >= 0.5 for s in scorer.score(POSITIVE + NEGATIVE)] == [True] * 6 + [False] * 6
