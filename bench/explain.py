@@ -364,7 +364,8 @@ def main() -> None:
     sample = shuffled[: args.reviews]
     timed = [t for t in shuffled if WORDS[0] <= len(tokenize(t)) <= WORDS[1]][: args.timed]
     scorer = Scorer.load(args.model.name, args.model)
-    scorer.warm_up()  # as a worker does when it starts: every shape is compiled
+    scorer.warm_up()  # as an explaining worker does when it starts: attributions compiled
+    scorer.compile_all()
     first, ig_times = explain_times(scorer, timed)
     _, occlusion_times = explain_times(replace(scorer, attribute=None), timed)
     rows, gap = faithfulness(scorer, sample)

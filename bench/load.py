@@ -50,14 +50,17 @@ SUBMITTED = ("accepted", "refused", "errors")  # what became of each submission
 
 
 def memory(service: Service) -> dict[str, float]:
-    """Resident MiB of each service process with its children (gunicorn and pool workers)."""
+    """Resident MiB of each service process with its children (gunicorn and pool workers), and
+    the threads the web's processes have started (gunicorn starts one per request served at
+    once, up to --threads, and keeps it)."""
     import psutil
 
     names = ["redis"] + [f"worker{i}" for i in range(len(service.processes) - 2)] + ["web"]
     out = {}
     for name, process in zip(names, service.processes, strict=True):
-        root = psutil.Process(process.pid)
-        out[name] = sum(p.memory_info().rss for p in [root, *root.children(True)]) / 2**20
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+        out[name] = sum(p.memory_info().rss for p in tree) / 2**20
+    out["web threads"] = sum(p.num_threads() for p in tree)  # the web is the last process
     return out
 
 

@@ -71,7 +71,7 @@ def speed(model_dir: Path, texts: list[str]) -> dict:
     from sentiment_inference.scoring import Scorer
 
     scorer = Scorer.load(model_dir.name, model_dir)
-    scorer.warm_up()  # as a worker does when it starts
+    scorer.compile_all()  # every shape, as a worker has them after its first minutes
     model = keras.saving.load_model(model_dir / "model.keras", compile=False)
     pre = scorer.preprocessor
     model.predict(pre.pad(pre.encode(texts[:256])), batch_size=256, verbose=0)

@@ -9,7 +9,8 @@ takes the whole machine):
 1. In-process: the worker's scoring function on the reviews, in batches of 1,024: reviews/s and
    CPU seconds per review, all threads counted.
 2. Closed loop: `--clients` clients each submit one review (POST /api/v1/reviews), wait for it
-   with GET /api/v1/reviews/<id>?wait=30, and go on with the next, for `--seconds`. Reviews/s,
+   with GET /api/v1/reviews/<id>?wait=30, and go on with the next, for `--warm-up` seconds
+   unmeasured (the workers compile the batch shapes they meet), then for `--seconds`. Reviews/s,
    latency from submission to result as the client sees it, and the CPU seconds per review of
    each process: web (gunicorn and its workers), the scoring workers, Redis, PostgreSQL and the
    load client itself.
@@ -72,7 +73,7 @@ def in_process(model_dir: Path, texts: list[str]) -> tuple[float, float]:
     from sentiment_inference.scoring import Scorer
 
     scorer = Scorer.load(model_dir.name, model_dir)
-    scorer.warm_up()
+    scorer.compile_all()
     cpu, wall = time.process_time(), time.perf_counter()
     for start in range(0, len(texts), 1024):
         scorer.score(texts[start : start + 1024])
@@ -255,6 +256,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="The workers' BATCH_SIZE.")
     parser.add_argument("--clients", type=int, default=48)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warm-up", type=float, default=120, help="Seconds of load first.")
     args = parser.parse_args()
 
     texts = load_dataset(args.data).test.sample(None, 7).texts[: args.reviews]
@@ -264,7 +266,9 @@ def main() -> None:
         service = Service(args.model, args.workers, args.batch, database_url=url)
         try:
             processes = Processes(service, args.workers)
-            closed_loop(service.port, texts, args.clients, 10)  # warm: connections, shapes
+            # Unmeasured: the web's connections open, and the workers compile the batch shapes
+            # this load makes (each the first time it comes: Scorer.compile).
+            closed_loop(service.port, texts, args.clients, args.warm_up)
             before = processes.cpu()
             done, seconds, latencies = closed_loop(service.port, texts, args.clients, args.seconds)
             after = processes.cpu()

@@ -72,7 +72,7 @@ def in_process(model_dir: Path, texts: list[str], notebook_n: int) -> list[tuple
     scorer = Scorer.load(model_dir.name, model_dir)
     model = keras.saving.load_model(model_dir / "model.keras", compile=False)
     pre = scorer.preprocessor
-    scorer.warm_up()  # as a worker does when it starts
+    scorer.compile_all()  # every shape, as a worker has them after its first minutes
     model.predict(pre.pad(pre.encode(texts[:2])), verbose=0)
 
     def notebook(items):
@@ -197,12 +197,13 @@ class Service:
                 )
             )
 
-    def wait_done(self, total: int, timeout: float) -> bool:
+    def wait_done(self, total: int, timeout: float, every: float = 0.05) -> bool:
+        """Whether `total` reviews are finished within `timeout`, counting them `every` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.count_finished() >= total:
                 return True
-            time.sleep(0.05)
+            time.sleep(every)
         return False
 
     def latencies(self, skip: int) -> list[float]:

@@ -426,7 +426,7 @@ def retrain(reason: str) -> None:
 def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
     registered, then run workers, trainer, beat and web together until Ctrl-C; the service is
-    up once /readyz says a scoring worker holds the model compiled."""
+    up once /readyz says a scoring worker holds the model, warm."""
     from sentiment_cli.processes import (
         interrupt_on_sigterm,
         start_redis,
@@ -490,7 +490,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
             subprocess.Popen([*me, "web", "--host", host, "--port", str(port)], env=env)
         )
         click.echo(
-            "waiting until a scoring worker has loaded the model and compiled it "
+            "waiting until a scoring worker has loaded the model and warmed it up "
             f"(up to {READY_TIMEOUT_S // 60} minutes)"
         )
         with user_errors():  # a service that stopped, or the time is up

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import threading
+from collections import deque
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -24,6 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.util.queue import Empty
+from sqlalchemy.util.queue import Queue as PoolQueue
 
 
 def utcnow() -> datetime:
@@ -239,14 +244,54 @@ class TrainingRun(Base):
 POOL_SIZE = 10  # connections kept per process; a web process's threads mostly wait on other things
 
 
+class FairQueue(PoolQueue):
+    """SQLAlchemy's queue of free connections, but first come, first served: a connection put
+    back goes straight to the thread that has waited longest. SQLAlchemy's own lets a thread
+    that just arrived take it before the waiting thread it woke, which then waits again at the
+    back: under load (hundreds of threads to a pool of 10) a thread lost that race for the whole
+    30 s timeout."""
+
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
+        super().__init__(maxsize, use_lifo)
+        self.waiting: deque[list] = deque()  # [event, connection handed over], oldest first
+
+    def put(self, item, block: bool = True, timeout: float | None = None) -> None:
+        with self.mutex:  # reentrant: the queue's own put takes it again
+            if not self.waiting:
+                super().put(item, block, timeout)  # so no connection waits while one does
+                return
+            waiter = self.waiting.popleft()
+            waiter.append(item)
+            waiter[0].set()
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        with self.mutex:
+            if self.queue and not self.waiting:
+                return self._get()
+            if not block:
+                raise Empty
+            waiter = [threading.Event()]
+            self.waiting.append(waiter)
+        waiter[0].wait(timeout)
+        with self.mutex:
+            if len(waiter) == 2:  # handed over, perhaps just as the wait timed out
+                return waiter[1]
+            self.waiting.remove(waiter)
+        raise Empty
+
+
+class FairQueuePool(QueuePool):
+    _queue_class = FairQueue  # the class QueuePool keeps its free connections in
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`. SQLite gets WAL and foreign keys so web and workers can share it;
     PostgreSQL sessions run in UTC, so times come back in UTC whatever the server's zone.
 
     A server's connections are kept, POOL_SIZE per process, and a thread that finds them all
-    busy waits for one to come free (web/app.py answers 503 after 30 s): opening more for a
-    burst, and closing them after, cost a fifth of the service's throughput in
-    bench/overhead.py, since each opening is an authentication."""
+    busy waits in line for one to come free (FairQueue; web/app.py answers 503 after 30 s):
+    opening more for a burst, and closing them after, cost a fifth of the service's throughput
+    in bench/overhead.py, since each opening is an authentication."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -258,7 +303,12 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    pooled: dict = {"pool_pre_ping": True, "pool_size": POOL_SIZE, "max_overflow": 0}
+    pooled: dict = {
+        "poolclass": FairQueuePool,
+        "pool_pre_ping": True,
+        "pool_size": POOL_SIZE,
+        "max_overflow": 0,
+    }
     if make_url(url).get_backend_name() == "postgresql":
         return create_engine(url, connect_args={"options": "-c timezone=UTC"}, **pooled)
     return create_engine(url, **pooled)

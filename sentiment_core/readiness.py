@@ -1,5 +1,5 @@
 """Which scoring workers are ready, across processes and hosts: each process scoring reviews that
-holds a model version with its shapes compiled keeps a record in Redis, and refreshes it; a
+holds a model version, warm (Scorer.warm_up), keeps a record in Redis, and refreshes it; a
 record not refreshed (its process died or hung) expires. The web's /readyz counts the records
 that hold the active version."""
 
@@ -21,7 +21,7 @@ def worker_name() -> str:
 
 
 def record_ready(redis: Redis, *, worker: str, version: str, ttl_s: int = READY_TTL_S) -> None:
-    """Record that `worker` serves `version`, compiled, for the next `ttl_s` seconds."""
+    """Record that `worker` serves `version`, warm, for the next `ttl_s` seconds."""
     redis.set(READY_KEY + worker, version, ex=ttl_s)
 
 

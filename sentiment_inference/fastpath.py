@@ -21,8 +21,13 @@ ATTRIBUTION_STEPS = 8  # integrated gradients' steps from the zero vectors to th
 
 
 class Compiled(NamedTuple):
-    forward: Any  # int32 tokens [batch, time], right-padded -> probability of positive [batch, 1]
+    # int32 tokens [batch, time], right-padded -> probability of positive [batch, 1]; XLA
+    # compiles it for each shape it meets (about a second each on 2 cores)
+    forward: Any
     attribute: Any  # int32 tokens [1, time], right-padded -> each token's part of the logit [time]
+    # `forward` as a plain TensorFlow graph, traced once for every shape: 1.2-3x slower, but
+    # it scores a shape at once while XLA has not compiled it yet
+    fallback: Any
 
 
 def compile_fast(model: Any) -> Compiled | None:
@@ -165,4 +170,7 @@ def compile_fast(model: Any) -> Compiled | None:
     return Compiled(
         tf.function(forward, autograph=False, jit_compile=True),
         tf.function(attribute, autograph=False, jit_compile=True),
+        tf.function(
+            forward, autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32)]
+        ),
     )

@@ -2,22 +2,52 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sentiment_core.registry import MODEL_FILE, PREPROCESSOR_FILE, artifact_sha256
 from sentiment_core.text import Preprocessor
 
+log = logging.getLogger(__name__)
+
 INFERENCE_BATCH = 256  # rows per forward pass; larger gains little on CPU and costs memory
-# The XLA-compiled path compiles once per input shape, so shapes are rounded up to a few sizes:
-# rows to one of ROW_BUCKETS, widths to 16, 32 or a multiple of 64 tokens.
-ROW_BUCKETS = (16, 64, INFERENCE_BATCH)
+# The XLA-compiled path compiles once per input shape, so shapes come in a few sizes: a batch is
+# cut into forward passes of ROW_BUCKETS rows (no padding row, whose steps would cost as much as
+# a review's), each padded to 16, 32 or a multiple of 64 tokens.
+ROW_BUCKETS = (1, 4, 16, 64, INFERENCE_BATCH)
+# The cost of a forward pass, in the time a row takes for one token step (7.5 us on this CPU, for
+# the `best` model): STEP_ROWS more per step, PASS_COST more per pass (a call).
+STEP_ROWS = 2
+PASS_COST = 32
 
 
 def bucket_width(width: int) -> int:
     return 16 if width <= 16 else 32 if width <= 32 else -(-width // 64) * 64
+
+
+def cheapest_passes(lengths: Sequence[int]) -> list[int]:
+    """The sizes of the forward passes, in order, that score rows of these lengths (sorted, the
+    shortest first) at the least cost: each pass has a ROW_BUCKETS size and is padded to its
+    longest row's bucket width, and costs PASS_COST plus that width times (STEP_ROWS + its rows).
+    So a batch of short reviews and one long one pays the long one's width once, not for every
+    row."""
+    best, size = [0.0] + [math.inf] * len(lengths), [0] * (len(lengths) + 1)
+    for end in range(1, len(lengths) + 1):
+        width = bucket_width(max(1, lengths[end - 1]))
+        for rows in (r for r in ROW_BUCKETS if r <= end):
+            cost = best[end - rows] + width * (STEP_ROWS + rows) + PASS_COST
+            if cost < best[end]:
+                best[end], size[end] = cost, rows
+    sizes, end = [], len(lengths)
+    while end:
+        sizes.append(size[end])
+        end -= size[end]
+    return sizes[::-1]
 
 
 def attribution_width(width: int) -> int:
@@ -93,6 +123,12 @@ class Scorer:
     bucketed: bool = False  # `forward` is compiled per shape: round shapes up to buckets
     # the compiled path's per-token attributions (sentiment_inference/explain.py), where it has one
     attribute: Any = None
+    fallback: Any = None  # the compiled path's `forward` uncompiled, for any shape
+    # The shapes `forward` has compiled; those still to compile, in a background thread, the
+    # first (in hand) included.
+    compiled: set[tuple[int, int]] = field(default_factory=set, init=False)
+    _to_compile: list[tuple[int, int]] = field(default_factory=list, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     @classmethod
     def load(
@@ -125,7 +161,9 @@ class Scorer:
         masked = any(getattr(layer, "mask_zero", False) for layer in model.layers)
         fast = compile_fast(model)
         if fast is not None:
-            return cls(version, preprocessor, fast.forward, masked, True, fast.attribute)
+            return cls(
+                version, preprocessor, fast.forward, masked, True, fast.attribute, fast.fallback
+            )
         forward = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
@@ -142,32 +180,74 @@ class Scorer:
         import numpy as np
 
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        if self.bucketed:
+            sizes = cheapest_passes([len(sequences[i]) for i in order])
+        else:
+            sizes = [INFERENCE_BATCH] * -(-len(order) // INFERENCE_BATCH)
         scores = np.empty(len(sequences), dtype=np.float32)
-        for start in range(0, len(order), INFERENCE_BATCH):
-            rows = order[start : start + INFERENCE_BATCH]
+        start = 0
+        for size in sizes:
+            rows = order[start : start + size]
+            start += size
             chunk = [sequences[i] for i in rows]
             width = max(1, len(chunk[-1])) if self.masked else None
             if self.bucketed:
-                # Empty rows and extra padding are masked out, so they change no score.
-                width = bucket_width(width or 1)
-                chunk += [[]] * (next(b for b in ROW_BUCKETS if b >= len(chunk)) - len(chunk))
+                width = bucket_width(width or 1)  # extra padding is masked out
             batch = self.preprocessor.pad(chunk, width, right=self.masked)
-            scores[rows] = self.forward(batch).numpy()[: len(rows), 0]
+            scores[rows] = self._forward(batch).numpy()[:, 0]
         return scores.tolist()
 
+    def _forward(self, batch: Any) -> Any:
+        """`forward` where it has compiled the batch's shape; otherwise the fallback, while a
+        background thread compiles the shape for the next batch that has it."""
+        if not self.bucketed or batch.shape in self.compiled:
+            return self.forward(batch)
+        with self._lock:
+            if batch.shape not in self._to_compile:
+                self._to_compile.append(batch.shape)
+                if len(self._to_compile) == 1:
+                    threading.Thread(target=self._compile_queued, daemon=True).start()
+        return self.fallback(batch)
+
+    def _compile_queued(self) -> None:
+        while True:
+            with self._lock:
+                if not self._to_compile:
+                    return
+                shape = self._to_compile[0]
+            try:
+                self.compile(shape)
+            except Exception:  # the fallback goes on scoring the shape
+                log.warning("could not compile model %s for %s", self.version, shape, exc_info=True)
+            with self._lock:
+                self._to_compile.pop(0)
+
+    def compile(self, shape: tuple[int, int]) -> None:
+        """Compile `forward` for batches of this shape (rows, width)."""
+        import numpy as np
+
+        self.forward(np.zeros(shape, dtype=np.int32))
+        self.compiled.add(shape)
+
+    def compile_all(self) -> None:
+        """Compile every shape a batch can have now, rather than as batches meet them (the
+        `best` model's 75 take about a minute on 2 cores): for benchmarks of steady speed."""
+        if self.bucketed:
+            widths = {bucket_width(n) for n in range(1, self.preprocessor.max_len + 1)}
+            for shape in sorted((rows, width) for rows in ROW_BUCKETS for width in widths):
+                self.compile(shape)
+
     def warm_up(self, *, explanations: bool = True) -> None:
-        """Compile every input shape the bucketed path can meet, and with `explanations` those
-        of their attributions, so that no batch waits for XLA (the `best` model's 27 scoring
-        shapes take about 20 s on 2 cores, its 4 attribution shapes 6 s more; nothing for a
-        Keras-served model)."""
+        """Get ready to score any batch at once: trace the fallback, which scores each shape
+        until `forward` has compiled it (nothing for a Keras-served model). With
+        `explanations`, compile the attributions' shapes too, which have no fallback (the
+        `best` model's 7 take about 10 s on 2 cores)."""
         import numpy as np
 
         if not self.bucketed:
             return
-        lengths = range(1, self.preprocessor.max_len + 1)
-        for rows in ROW_BUCKETS:
-            for width in sorted({bucket_width(n) for n in lengths}):
-                self.forward(np.zeros((rows, width), dtype=np.int32))
+        self.fallback(np.zeros((1, 1), dtype=np.int32))
         if explanations:
+            lengths = range(1, self.preprocessor.max_len + 1)
             for width in sorted({attribution_width(n) for n in lengths}):
                 self.attribute(np.zeros((1, width), dtype=np.int32))

@@ -205,13 +205,13 @@ def test_the_healthcheck_fails_while_no_worker_scores(stack: Stack, model: str) 
     stack.compose("stop", "worker")
     assert stack.containers("worker") == []
     stack.wait(lambda: readiness(stack.base)[0] == 503, READY_TTL_S + 10, "unready")
-    # Docker's own probe fails at its next run; it calls the web unhealthy only after
-    # `retries` of them in a row (50 s), which this test does not wait for.
-    interval = int(SERVICES["web"]["healthcheck"]["interval"].rstrip("s"))
-    stack.wait(lambda: stack.health()["FailingStreak"] > 0, interval + 10, "failing probes")
+    # Docker calls the web unhealthy after `retries` failed probes in a row, `interval` apart.
+    check = SERVICES["web"]["healthcheck"]
+    unhealthy_s = int(check["interval"].rstrip("s")) * check["retries"]
+    stack.wait(lambda: stack.health()["Status"] == "unhealthy", unhealthy_s + 10, "unhealthy")
     stack.compose("start", "worker")
-    stack.wait(lambda: stack.health()["FailingStreak"] == 0, 300, "passing probes")
-    assert stack.health()["Status"] == "healthy"
+    stack.wait(lambda: stack.health()["Status"] == "healthy", 300, "healthy again")
+    assert stack.health()["FailingStreak"] == 0
 
 
 def test_a_worker_added_with_scale_takes_its_share(stack: Stack, model: str) -> None:

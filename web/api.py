@@ -613,7 +613,7 @@ def readyz():
     """
     ---
     get:
-      summary: Database, broker, an active model, and a scoring worker that holds it compiled
+      summary: Database, broker, an active model, and a scoring worker that holds it warm
       responses:
         "200":
           description: Ready

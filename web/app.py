@@ -26,7 +26,7 @@ from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Setting
 from web.api import api
 from web.encoding import check_form_encoding
 from web.errors import hold_retry_after, send_retry_after, status_of
-from web.limits import init_limits
+from web.limits import init_limits, retry_after_s
 from web.metrics import SUBMISSIONS_REFUSED, metrics
 from web.openapi import build_openapi
 from web.pages import pages
@@ -57,7 +57,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.before_request(check_form_encoding)  # before CSRF's hook, which reads the form
     CSRFProtect(app).exempt(api)
-    # Registered first, so Flask runs it last: after the limiter's, whose Retry-After it replaces.
     app.after_request(send_retry_after)
     init_limits(app, settings)
     app.url_map.converters["version"] = VersionConverter
@@ -103,6 +102,8 @@ def register_error_handlers(app: Flask) -> None:
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+        if exc.code == 429:
+            response.headers["Retry-After"] = str(retry_after_s())
         return response
 
     @app.errorhandler(OperationError)

@@ -57,8 +57,7 @@ def hold_retry_after(error: OperationError) -> None:
 
 
 def send_retry_after(response: Response) -> Response:
-    """Retry-After, in seconds, as the request's refusal gave it. The app runs this hook after
-    Flask-Limiter's, which sets every response's Retry-After to its rate window's reset."""
+    """Retry-After, in seconds, as the request's refusal gave it."""
     if "retry_after_s" in g:
         response.headers["Retry-After"] = str(g.retry_after_s)
     return response

@@ -7,6 +7,7 @@ limits are skipped rather than failing the request (the submission then fails on
 from __future__ import annotations
 
 import hashlib
+import time
 
 from flask import Flask, request
 from flask_limiter import Limiter
@@ -24,7 +25,9 @@ def client_id() -> str:
     return hashlib.sha256(client_address().encode()).hexdigest()[:32]
 
 
-limiter = Limiter(client_address, headers_enabled=True, swallow_errors=True)
+# No X-RateLimit headers: each would cost every limited request a second Redis round trip.
+# A refusal (429) says when to retry (`retry_after_s`).
+limiter = Limiter(client_address, swallow_errors=True)
 submit_limit = limiter.shared_limit(
     lambda: get_services().settings.submit_rate_limit, scope="submit"
 )
@@ -40,3 +43,13 @@ feedback_limit = limiter.shared_limit(
 def init_limits(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_url or settings.broker_url
     limiter.init_app(app)
+
+
+def retry_after_s() -> int:
+    """For a request the rate limit refused: the seconds until its window resets (1 when Redis
+    cannot say: the refusal stands either way)."""
+    limit = limiter.current_limit
+    try:
+        return max(1, int(limit.reset_at - time.time())) if limit else 1
+    except Exception:
+        return 1

@@ -41,14 +41,14 @@ class ProcessState:
     Created lazily inside the process that scores, after a prefork pool has forked: neither
     SQLAlchemy's connection pool nor TensorFlow survives a fork. A process that serves the
     scoring queue also keeps a ready record in Redis (sentiment_core/readiness.py) while it
-    holds a version with its shapes compiled; one that only explains does not count as ready.
+    holds a version, warm; one that only explains does not count as ready.
     """
 
     def __init__(self, settings: Settings, queues: Sequence[str] = WORKER_QUEUES) -> None:
         self.settings = settings
         self.scoring = SCORING_QUEUE in queues
         self.explaining = EXPLANATION_QUEUE in queues
-        self.warm: Scorer | None = None  # the scorer whose shapes are compiled
+        self.warm: Scorer | None = None  # the scorer warmed up (Scorer.warm_up)
         self.failure: str | None = None  # the last failure to get ready, logged once
 
     @cached_property
@@ -83,9 +83,10 @@ class ProcessState:
             self.get_ready()
 
     def get_ready(self) -> None:
-        """Load the active version and compile its shapes, unless the loaded scorer already
-        has them; in a scoring process, then record it ready. A failure is logged once while it
-        lasts."""
+        """Load the active version and warm it up (Scorer.warm_up: about a second, then each
+        batch shape compiles in the background the first time it comes), unless the loaded
+        scorer already is; in a scoring process, then record it ready. A failure is logged once
+        while it lasts."""
         try:
             with self.sessions() as session:
                 scorer = self.models.current(session)
@@ -93,7 +94,7 @@ class ProcessState:
                 started = time.monotonic()
                 scorer.warm_up(explanations=self.explaining)
                 self.warm = scorer
-                log.info("model %s compiled in %.1f s", scorer.version, time.monotonic() - started)
+                log.info("model %s warm in %.1f s", scorer.version, time.monotonic() - started)
             if self.scoring:
                 record_ready(self.redis, worker=worker_name(), version=scorer.version)
         except Exception as exc:

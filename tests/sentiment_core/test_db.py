@@ -1,9 +1,13 @@
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import make_url, select
+from sqlalchemy import create_engine, make_url, select
+from sqlalchemy.exc import TimeoutError
+from sqlalchemy.util.queue import Empty
 
-from sentiment_core.db import Review, make_engine, make_sessionmaker
+from sentiment_core.db import FairQueue, FairQueuePool, Review, make_engine, make_sessionmaker
 from tests.databases import SERVER_URL, execute
 
 
@@ -18,3 +22,42 @@ def test_times_come_back_in_utc_whatever_the_servers_zone(settings) -> None:
         created_at = session.scalars(select(Review.created_at)).one()
     engine.dispose()
     assert created_at.utcoffset() == timedelta(0)
+
+
+def test_a_connection_put_back_goes_to_the_thread_that_waited_not_to_one_arriving(
+    tmp_path,
+) -> None:
+    engine = create_engine(
+        f"sqlite:///{tmp_path / 'pool.db'}",
+        poolclass=FairQueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=1,
+    )
+    pool = engine.pool
+    assert isinstance(pool, FairQueuePool) and isinstance(pool._pool, FairQueue)
+    first = engine.connect()
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(engine.connect()))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while not pool._pool.waiting:
+        assert time.monotonic() < deadline, "the thread never waited"
+        time.sleep(0.01)
+    first.close()  # back to the pool: handed to the waiting thread
+    with pytest.raises(TimeoutError):
+        engine.connect()  # arrives as it is handed over: waits in line, and times out
+    waiter.join(5)
+    assert len(got) == 1 and not pool._pool.waiting
+    got[0].close()  # type: ignore[attr-defined]
+    engine.connect().close()  # free again: taken at once
+    engine.dispose()
+
+
+def test_a_wait_that_times_out_leaves_the_line() -> None:
+    queue: FairQueue = FairQueue(1)
+    with pytest.raises(Empty):
+        queue.get(timeout=0.05)
+    assert not queue.waiting
+    queue.put("connection")
+    assert queue.get(timeout=0.05) == "connection"

@@ -1,10 +1,13 @@
 """The scorer's shortcuts (length sorting, padding trimmed for masked models) must not change
 what the model says: its scores match Keras' own predict on full-window inputs."""
 
+import random
+import time
+
 import numpy as np
 import pytest
 
-from sentiment_inference.scoring import Scorer
+from sentiment_inference.scoring import ROW_BUCKETS, Scorer, bucket_width, cheapest_passes
 from tests.factories import NEGATIVE, POSITIVE
 
 TEXTS = POSITIVE + NEGATIVE + ["", "film", "a " * 80 + "wonderful", NEGATIVE[0] * 5]
@@ -35,6 +38,37 @@ def test_scores_do_not_depend_on_batch_company(trained, monkeypatch) -> None:
     np.testing.assert_allclose(together, alone, atol=1e-5)
     monkeypatch.setattr("sentiment_inference.scoring.INFERENCE_BATCH", 3)
     np.testing.assert_allclose(scorer.score(TEXTS), together, atol=1e-5)
+
+
+@pytest.mark.parametrize("count", [1, 3, 5, 23, 64, 100, 256, 1000])
+def test_a_batch_is_cut_into_bucket_sized_passes_without_padding_rows(count) -> None:
+    lengths = sorted(random.Random(count).choices(range(1, 800), k=count))
+    sizes = cheapest_passes(lengths)
+    assert sum(sizes) == count and set(sizes) <= set(ROW_BUCKETS)
+
+
+def test_short_reviews_are_not_padded_to_a_long_ones_width() -> None:
+    assert cheapest_passes([10] * 64) == [64]
+    assert cheapest_passes([10] * 16 + [800] * 4) == [16, 4]
+    assert cheapest_passes([10] * 60 + [800] * 4)[-1] == 4  # the long ones in a pass of their own
+
+
+@pytest.mark.parametrize("trained", ["tiny", "tiny-forward"], indirect=True)  # the fast path
+def test_a_shape_is_scored_at_once_and_compiled_in_the_background_for_the_next_batch(
+    trained,
+) -> None:
+    scorer = Scorer.load("v", trained[1])
+    scorer.warm_up(explanations=False)
+    assert scorer.compiled == set() and scorer.forward.experimental_get_tracing_count() == 0
+    first = scorer.score(TEXTS[:4])  # one pass of 4 reviews, by the fallback
+    shape = (4, bucket_width(max(map(len, scorer.preprocessor.encode(TEXTS[:4])))))
+    deadline = time.monotonic() + 60
+    while shape not in scorer.compiled:
+        assert time.monotonic() < deadline, "the shape was never compiled"
+        time.sleep(0.05)
+    assert scorer.forward.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(scorer.score(TEXTS[:4]), first, atol=1e-5)
+    assert scorer.forward.experimental_get_tracing_count() == 1  # compiled, not traced again
 
 
 def test_an_empty_batch_scores_nothing(trained) -> None:

@@ -1,5 +1,5 @@
-"""A pool process gets ready: it loads the active version, compiles its shapes, and (serving
-the scoring queue) records itself ready in Redis with the version it holds."""
+"""A pool process gets ready: it loads the active version, warms it up, and (serving the
+scoring queue) records itself ready in Redis with the version it holds."""
 
 import logging
 
@@ -12,12 +12,6 @@ from tests.conftest import add_model
 from worker.app import ProcessState
 
 SCORER = [SCORING_QUEUE, MAINTENANCE_QUEUE]  # what `sentiment up` and compose run
-
-
-@pytest.fixture(autouse=True)
-def one_row_bucket(monkeypatch) -> None:
-    """Fewer shapes to compile: each warm-up takes seconds instead of ten or more."""
-    monkeypatch.setattr("sentiment_inference.scoring.ROW_BUCKETS", (16,))
 
 
 @pytest.fixture
@@ -37,15 +31,16 @@ def process_state(settings, fake_redis):
             state.sessions.kw["bind"].dispose()
 
 
-def test_a_scoring_process_is_ready_once_compiled_and_again_after_a_new_version(
+def test_a_scoring_process_is_ready_once_warm_and_again_after_a_new_version(
     settings, sessions, fake_redis, tiny_model, tiny_artifact, process_state
 ) -> None:
     state = process_state(SCORER)
     state.get_ready()
     scorer = state.models.scorer
     assert scorer is not None and scorer.version == tiny_model
-    shapes = len({16, 32, 64})  # widths, for the tiny model's 50 tokens
-    assert scorer.forward.experimental_get_tracing_count() == shapes
+    # Warm: the fallback traced, nothing compiled yet (each shape compiles when a batch needs it).
+    assert scorer.fallback.experimental_get_tracing_count() == 1
+    assert scorer.forward.experimental_get_tracing_count() == 0
     assert scorer.attribute.experimental_get_tracing_count() == 0  # it never explains
     assert fake_redis.get(READY_KEY + worker_name()) == tiny_model.encode()
     second = add_model(settings, tiny_artifact, activate=False)
@@ -54,7 +49,7 @@ def test_a_scoring_process_is_ready_once_compiled_and_again_after_a_new_version(
     assert count_ready(fake_redis, version=second) == 0
     state.get_ready()
     assert state.models.scorer is not scorer
-    assert state.models.scorer.forward.experimental_get_tracing_count() == shapes
+    assert state.models.scorer.fallback.experimental_get_tracing_count() == 1
     assert count_ready(fake_redis, version=second) == 1
     assert count_ready(fake_redis, version=tiny_model) == 0
 
