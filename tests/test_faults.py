@@ -163,6 +163,11 @@ def test_redis_restarted_empty_mid_run_loses_no_accepted_review(deployment) -> N
     deployment.redis, _ = start_redis(deployment.redis_dir, port=port, persist=False)
     deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == len(ids))
     assert deployment.counts() == {ReviewStatus.done: 2000}
+    # Each result written once. A worker counts a batch's results just after its commit, so the
+    # count may lag the rows by a moment on a busy machine.
+    deadline = time.monotonic() + 10
+    while deployment.results_written() < 2000 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert deployment.results_written() == 2000
 
 
