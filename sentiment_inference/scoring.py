@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import threading
@@ -14,6 +15,19 @@ from sentiment_core.registry import MODEL_FILE, PREPROCESSOR_FILE, artifact_sha2
 from sentiment_core.text import Preprocessor
 
 log = logging.getLogger(__name__)
+
+# Background compiling (Scorer._forward) stops at exit, after the shape in hand: a thread still
+# inside XLA when the interpreter tears it down aborts the process.
+_STOPPING = threading.Event()
+_COMPILERS: set[threading.Thread] = set()
+
+
+@atexit.register
+def _stop_compiling() -> None:
+    _STOPPING.set()
+    for thread in list(_COMPILERS):
+        thread.join()
+
 
 INFERENCE_BATCH = 256  # rows per forward pass; larger gains little on CPU and costs memory
 # The XLA-compiled path compiles once per input shape, so shapes come in a few sizes: a batch is
@@ -206,13 +220,16 @@ class Scorer:
             if batch.shape not in self._to_compile:
                 self._to_compile.append(batch.shape)
                 if len(self._to_compile) == 1:
-                    threading.Thread(target=self._compile_queued, daemon=True).start()
+                    thread = threading.Thread(target=self._compile_queued, daemon=True)
+                    _COMPILERS.add(thread)
+                    thread.start()
         return self.fallback(batch)
 
     def _compile_queued(self) -> None:
         while True:
             with self._lock:
-                if not self._to_compile:
+                if not self._to_compile or _STOPPING.is_set():
+                    _COMPILERS.discard(threading.current_thread())
                     return
                 shape = self._to_compile[0]
             try:

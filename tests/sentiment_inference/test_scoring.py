@@ -2,6 +2,8 @@
 what the model says: its scores match Keras' own predict on full-window inputs."""
 
 import random
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -69,6 +71,19 @@ def test_a_shape_is_scored_at_once_and_compiled_in_the_background_for_the_next_b
     assert scorer.forward.experimental_get_tracing_count() == 1
     np.testing.assert_allclose(scorer.score(TEXTS[:4]), first, atol=1e-5)
     assert scorer.forward.experimental_get_tracing_count() == 1  # compiled, not traced again
+
+
+@pytest.mark.parametrize("trained", ["tiny"], indirect=True)
+def test_a_process_that_exits_while_a_shape_compiles_exits_cleanly(trained) -> None:
+    script = (
+        "import sys; from pathlib import Path; from sentiment_inference.scoring import Scorer;"
+        "s = Scorer.load('v', Path(sys.argv[1])); s.warm_up(explanations=False);"
+        "s.score(['a fine film'] * 4); assert s._to_compile, 'nothing compiling at exit'"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(trained[1])], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_an_empty_batch_scores_nothing(trained) -> None:
