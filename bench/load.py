@@ -56,11 +56,12 @@ def memory(service: Service) -> dict[str, float]:
     import psutil
 
     names = ["redis"] + [f"worker{i}" for i in range(len(service.processes) - 2)] + ["web"]
-    out = {}
+    trees = {}
     for name, process in zip(names, service.processes, strict=True):
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
-        out[name] = sum(p.memory_info().rss for p in tree) / 2**20
-    out["web threads"] = sum(p.num_threads() for p in tree)  # the web is the last process
+        root = psutil.Process(process.pid)
+        trees[name] = [root, *root.children(True)]
+    out = {name: sum(p.memory_info().rss for p in tree) / 2**20 for name, tree in trees.items()}
+    out["web threads"] = sum(p.num_threads() for p in trees["web"])
     return out
 
 
