@@ -101,7 +101,7 @@ class Settings:
     # vocabulary grown by the words the feedback needs; "scratch" trains anew (from the latest
     # pretraining where the preset starts from it)
     retrain_mode: str = setting("RETRAIN_MODE", "fine-tune", RETRAIN_MODES)
-    # IMDb reviews mixed with the feedback when fine-tuning
+    # IMDb reviews mixed with the feedback when fine-tuning a model without an n-gram branch
     replay_reviews: int = setting("REPLAY_REVIEWS", 5000, NOT_NEGATIVE)
     # tries at scoring a review before it is failed with the reason
     max_attempts: int = setting("MAX_ATTEMPTS", 3, POSITIVE)

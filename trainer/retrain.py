@@ -53,6 +53,7 @@ from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
 from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
+from trainer.model import PRESETS
 from trainer.pretrain import Pretrained, latest_artifact, load_pretrained
 from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_pretrained
 
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 FINE_TUNE_EPOCHS = 3
 FINE_TUNE_LEARNING_RATE = 3e-4  # a third of Adam's default: adjust the model, don't restart it
+# Beside an n-gram branch only the new words' vectors learn, from where they start, alone.
+NEW_WORDS_LEARNING_RATE = 3e-3
 # A word outside the vocabulary in this share of the labeled reviews (and at least 3) grows it;
 # rarer ones (numbers, names, typos) are what any vocabulary leaves out.
 NEW_WORD_MIN_SHARE = 0.01
@@ -115,7 +118,7 @@ def cap_share(items: list, others: int, max_share: float, seed: int = DEFAULT_SE
 
 
 def choose_mode(
-    preprocessor: Preprocessor, texts: list[str], mode: RunMode
+    preprocessor: Preprocessor, texts: list[str], mode: RunMode, preset: str
 ) -> tuple[RunMode, str, tuple[str, ...]]:
     """How the run trains, why, and the words the fine-tuned model's vocabulary grows by: those
     outside it in `NEW_WORD_MIN_SHARE` of the labeled reviews (and at least 3)."""
@@ -130,10 +133,15 @@ def choose_mode(
     )
     needed = max(3, int(NEW_WORD_MIN_SHARE * len(texts)))
     new_words = tuple(sorted(w for w, n in unknown.items() if n >= needed))
-    why = (
-        "training continues from the active model "
-        f"({FINE_TUNE_EPOCHS} epochs at learning rate {FINE_TUNE_LEARNING_RATE})"
-    )
+    rate = f"{FINE_TUNE_EPOCHS} epochs at learning rate {fine_tune_rate(preset)}"
+    if PRESETS[preset].ngram_buckets:
+        why = (
+            "training continues from the active model: its n-gram regression is refitted on "
+            "the IMDb training reviews and the feedback, its LSTM learns only new words "
+            f"({rate})"
+        )
+    else:
+        why = f"training continues from the active model ({rate})"
     if new_words:
         shown = ", ".join(new_words[:8]) + (", …" if len(new_words) > 8 else "")
         why += (
@@ -141,6 +149,10 @@ def choose_mode(
             f"found in at least {needed} labeled reviews ({shown})"
         )
     return mode, why, new_words
+
+
+def fine_tune_rate(preset: str) -> float:
+    return NEW_WORDS_LEARNING_RATE if PRESETS[preset].ngram_buckets else FINE_TUNE_LEARNING_RATE
 
 
 def correct(scorer: Scorer, split: Split) -> list[bool]:
@@ -317,16 +329,10 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         Preprocessor.load(base_dir / PREPROCESSOR_FILE),
         [item.text for item in learn],
         RunMode(settings.retrain_mode),
+        active.preset,
     )
     run.mode = mode.value
-    unreplayed = Split()  # IMDb reviews the n-gram regression of a fine-tuning run learns from
-    if run.mode == RunMode.fine_tune:
-        shuffled = rest.sample(None, DEFAULT_SEED)
-        cut = min(settings.replay_reviews, len(shuffled.texts))
-        rest = shuffled.subset(range(cut))
-        unreplayed = shuffled.subset(range(cut, len(shuffled.texts)))
     used = cap_share(learn, len(rest.texts), settings.feedback_max_share)
-    train = Split(rest.texts + [i.text for i in used], rest.labels + [i.label for i in used])
     run.counts = {
         "labeled_reviews": len(labeled),
         "ties_dropped": ties,
@@ -346,17 +352,24 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         request = TrainRequest(
             preset=active.preset,
             base=base_dir,
+            # the base's seed splits the IMDb reviews into the same training and validation
+            # movies as the base's own run
+            seed=active.metrics.get("seed", DEFAULT_SEED),
             epochs=FINE_TUNE_EPOCHS,
-            learning_rate=FINE_TUNE_LEARNING_RATE,
+            learning_rate=fine_tune_rate(active.preset),
             pretrained=latest_pretrained(settings) if new_words else None,
             new_words=new_words,
-            regression_extra=unreplayed,
+            feedback=as_split(used),
+            replay=settings.replay_reviews,
         )
     else:  # from the latest pretrained vectors where the preset starts from them
-        request = with_pretrained(TrainRequest(preset=active.preset, seed=DEFAULT_SEED), settings)
+        request = with_pretrained(
+            TrainRequest(preset=active.preset, seed=DEFAULT_SEED, feedback=as_split(used)),
+            settings,
+        )
     staged = staging_dir(settings)
     try:
-        metrics, fingerprint, candidate = train_into(staged, Dataset(train, imdb.test), request)
+        metrics, fingerprint, candidate = train_into(staged, Dataset(rest, imdb.test), request)
         current = scorer_for(active)
         imdb_difference = compare(candidate, current, gate_imdb, settings)
         feedback_difference = compare(candidate, current, as_split(holdout), settings)

@@ -3,11 +3,13 @@ register the version."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,11 @@ class TrainRequest:
     learning_rate: float | None = None  # the optimizer's; None keeps the preset's (Adam default)
     pretrained: Pretrained | None = None  # what pretraining learned, to start the model from
     new_words: tuple[str, ...] = ()  # words to add to the base's vocabulary before fine-tuning
-    # Reviews a blended preset's n-gram regression learns from besides the training ones: the
-    # IMDb reviews a fine-tuning run does not replay to its LSTM (the regression takes seconds).
-    regression_extra: Split = dataclasses.field(default_factory=Split)
+    # Reviews users labeled: learned from beside the training reviews, never validated on.
+    feedback: Split = dataclasses.field(default_factory=Split)
+    # Fine-tuning a model without an n-gram branch: how many training reviews its LSTM learns
+    # again beside the feedback, so that it does not forget them (None: all).
+    replay: int | None = None
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
@@ -141,6 +145,26 @@ def with_known_words(split: Split, preprocessor: Preprocessor) -> tuple[Split, l
     return split.subset(rows), [sequences[i] for i in rows]
 
 
+@contextmanager
+def new_words_only(trainer: Any, known: int) -> Iterator[None]:
+    """While in the block, `trainer` learns only the vectors of the words past the first
+    `known`: every other layer, and every other word's vector, keeps its weights."""
+    from keras import ops
+
+    for layer in trainer.layers:
+        layer.trainable = layer.name == WORDS
+    words = trainer.get_layer(WORDS)
+    kept = ops.convert_to_tensor(np.asarray(words.embeddings)[:known])
+    # applied after every step: the optimizer moves the whole table, the known rows go back
+    words.embeddings.constraint = lambda table: ops.concatenate([kept, table[known:]])
+    try:
+        yield
+    finally:
+        for layer in trainer.layers:
+            layer.trainable = True
+        words.embeddings.constraint = None
+
+
 def staging_dir(settings: Settings) -> Path:
     """A fresh folder beside the versions, moved into place when the version is registered."""
     staged = settings.model_dir / f".staging-{uuid.uuid4().hex}"
@@ -168,6 +192,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         import sentiment_inference.layers  # noqa: F401  (registers the custom layers the model may use)
 
         preprocessor = Preprocessor.load(request.base / PREPROCESSOR_FILE)
+        known_words = preprocessor.num_words
         model = keras.models.load_model(request.base / MODEL_FILE, compile=False)
         if request.new_words:
             model, preprocessor = grow_vocabulary(
@@ -184,54 +209,37 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     eda = analyse(train, preprocessor, report)
     parts = train.split_validation(preset.validation_split, request.seed)
     (fit_part, sequences), (validation, held) = (with_known_words(p, preprocessor) for p in parts)
+    feedback, feedback_sequences = with_known_words(request.feedback, preprocessor)
     held_out = (held, validation.labels) if held else None
+    # What the LSTM learns from: the training reviews and the feedback; when fine-tuning, the
+    # feedback and `replay` of the training reviews.
+    replayed = slice(request.replay if request.base else None)
+    learn = (sequences[replayed] + feedback_sequences, fit_part.labels[replayed] + feedback.labels)
     fitted = model
+    frozen: contextlib.AbstractContextManager = contextlib.nullcontext()
     if preset.ngram_buckets:
-        extra = request.regression_extra
-        corpus = sequences + preprocessor.encode(extra.texts)
-        labels = fit_part.labels + extra.labels
-        regression = fit_regression(preset, preprocessor, (corpus, labels), request.seed)
+        corpus = (sequences + feedback_sequences, fit_part.labels + feedback.labels)
+        regression = fit_regression(preset, preprocessor, corpus, request.seed)
         model.get_layer(NGRAM_BAG).set_weights([regression[0]])
         fitted = build_lstm_trainer(model)
-    width = None if preset.mask else preset.max_len
-    batches = BucketedBatches(
-        sequences, fit_part.labels, preprocessor, preset.batch_size, request.seed, width
-    )
-    if request.base or request.learning_rate or preset.warmup:
-        rate = request.learning_rate or 0.001
-        if preset.warmup and not request.base:
-            steps = preset.epochs * len(batches)
-            warmup = int(preset.warmup * steps)
-            rate = keras.optimizers.schedules.CosineDecay(
-                0.0, steps - warmup, alpha=0.1, warmup_target=rate, warmup_steps=warmup
-            )
-        optimizer = keras.optimizers.Adam(learning_rate=rate)
-        fitted.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    callbacks = []
-    if preset.patience and held:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                patience=preset.patience, restore_best_weights=True, monitor="val_loss"
-            )
-        )
-    validation_batches = held_out and BucketedBatches(
-        *held_out, preprocessor, 256, request.seed, width
-    )
-    history = fitted.fit(
-        batches.dataset(),
-        epochs=preset.epochs,
-        validation_data=validation_batches and validation_batches.dataset(),
-        shuffle=False,  # the batches reshuffle themselves every epoch
-        callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+        if request.base:
+            # Fine-tuning beside the refitted regression, which adapts to the feedback with less
+            # drift on IMDb (BENCHMARKS.md), the LSTM learns only the new words' vectors.
+            frozen = new_words_only(fitted, known=known_words)
+            learn = (feedback_sequences, feedback.labels) if request.new_words else ([], [])
+            held_out = None
+    history: dict[str, list] = {}
+    if learn[0]:
+        with frozen:
+            history = fit_lstm(fitted, preset, request, preprocessor, learn, held_out)
     blended = None
     if preset.ngram_buckets:  # on the validation movies, or without any the training reviews
         split = validation if validation.texts else fit_part
         blended = set_blended_head(preset, model, fitted, regression, preprocessor, split)
     train_seconds = time.monotonic() - started
-    curves = {k: [float(v) for v in values] for k, values in history.history.items()}
-    write_training_curves(report, curves)
+    curves = {k: [float(v) for v in values] for k, values in history.items()}
+    if curves:  # a fine-tuning run with no new word to learn trains no LSTM
+        write_training_curves(report, curves)
 
     scorer = Scorer.from_model("candidate", model, preprocessor)
     started = time.monotonic()
@@ -255,7 +263,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         "history": curves,
         # the served head's weights on the LSTM's and the n-gram regression's logits, and bias
         "blend": blended,
-        "epochs_run": len(curves["loss"]),
+        "epochs_run": len(curves.get("loss", [])),
         "preset": dataclasses.asdict(preset),
         "train_reviews": len(train.texts),
         "train_seconds": round(train_seconds, 1),
@@ -272,3 +280,47 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     served.save(folder / MODEL_FILE)
     preprocessor.save(folder / PREPROCESSOR_FILE)
     return metrics, train.fingerprint(), scorer
+
+
+def fit_lstm(
+    fitted: Any,
+    preset: Preset,
+    request: TrainRequest,
+    preprocessor: Preprocessor,
+    learn: tuple[list[list[int]], list[int]],
+    held_out: tuple[list[list[int]], list[int]] | None,
+) -> dict[str, list]:
+    """Train `fitted` on the sequences and labels `learn`, stopping early on `held_out` where
+    the preset says; returns the history."""
+    import keras
+
+    width = None if preset.mask else preset.max_len
+    batches = BucketedBatches(*learn, preprocessor, preset.batch_size, request.seed, width)
+    if request.base or request.learning_rate or preset.warmup:
+        rate = request.learning_rate or 0.001
+        if preset.warmup and not request.base:
+            steps = preset.epochs * len(batches)
+            warmup = int(preset.warmup * steps)
+            rate = keras.optimizers.schedules.CosineDecay(
+                0.0, steps - warmup, alpha=0.1, warmup_target=rate, warmup_steps=warmup
+            )
+        optimizer = keras.optimizers.Adam(learning_rate=rate)
+        fitted.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    callbacks = []
+    if preset.patience and held_out:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                patience=preset.patience, restore_best_weights=True, monitor="val_loss"
+            )
+        )
+    validation_batches = held_out and BucketedBatches(
+        *held_out, preprocessor, 256, request.seed, width
+    )
+    return fitted.fit(
+        batches.dataset(),
+        epochs=preset.epochs,
+        validation_data=validation_batches and validation_batches.dataset(),
+        shuffle=False,  # the batches reshuffle themselves every epoch
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    ).history

@@ -87,11 +87,14 @@ def test_feedback_is_capped_to_its_share_of_the_training_data() -> None:
 def test_new_words_in_the_feedback_grow_the_fine_tuned_vocabulary() -> None:
     preprocessor = Preprocessor.fit(POSITIVE + NEGATIVE, num_words=1000, max_len=50)
     texts = new_word_reviews("zorgly")[:5] + new_word_reviews("blorft")[:2]
-    mode, why, words = choose_mode(preprocessor, texts, RunMode.fine_tune)
+    mode, why, words = choose_mode(preprocessor, texts, RunMode.fine_tune, "tiny")
     assert mode == "fine-tune" and "zorgly" in words and "blorft" not in words  # in 2 only
     assert "continues from the active model" in why and f"grows by {len(words)} words" in why
-    assert choose_mode(preprocessor, POSITIVE, RunMode.fine_tune)[2] == ()
-    mode, why, words = choose_mode(preprocessor, texts, RunMode.scratch)
+    assert "its LSTM learns only new words (3 epochs at learning rate 0.003)" in why
+    assert choose_mode(preprocessor, POSITIVE, RunMode.fine_tune, "tiny")[2] == ()
+    _, why, _ = choose_mode(preprocessor, POSITIVE, RunMode.fine_tune, "quick")
+    assert why == "training continues from the active model (3 epochs at learning rate 0.0003)"
+    mode, why, words = choose_mode(preprocessor, texts, RunMode.scratch, "tiny")
     assert mode == "scratch" and "trained anew" in why and words == ()
 
 
