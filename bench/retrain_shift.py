@@ -4,8 +4,9 @@ retraining run, with the gate's evidence and the run's time.
 Two shifts, each one the base model never saw:
 
 - `slang`: IMDb written in an invented slang. The words most telling of each class in the
-  training reviews are replaced by made-up words (each reversed, plus "o": great -> taergo), so
-  the base model meets reviews whose sentiment rests on words it has never seen.
+  training reviews (`--slang-words` of each, 150 unless told) are replaced by made-up words
+  (each reversed, plus "o": great -> taergo), so the base model meets reviews whose sentiment
+  rests on words it has never seen.
 - `sentences`: one-line reviews, each test review cut to its last sentence.
 
 The test split is halved: users' feedback is simulated with shifted reviews of the first half
@@ -149,6 +150,9 @@ def main() -> None:
     parser.add_argument("--base", type=Path, help="a trained model folder to start from")
     parser.add_argument("--pretrained", type=Path, help="a pretraining artifact folder")
     parser.add_argument("--shift", choices=["slang", "sentences"], default="slang")
+    parser.add_argument(
+        "--slang-words", type=int, default=SLANG_WORDS, help="words replaced, per class"
+    )
     parser.add_argument("--mode", choices=["fine-tune", "scratch"], default="fine-tune")
     parser.add_argument("--labels", type=int, default=2000, help="labeled first-half reviews")
     parser.add_argument("--pool", type=int, default=0, help="the queue chooses from this many")
@@ -168,7 +172,7 @@ def main() -> None:
 
     slang: dict[str, str] = {}
     if args.shift == "slang":
-        slang, shift = shifter(telling_words(dataset.train, SLANG_WORDS))
+        slang, shift = shifter(telling_words(dataset.train, args.slang_words))
     else:
         shift = last_sentence
     test = dataset.test.sample(None, seed=7)
@@ -201,7 +205,8 @@ def main() -> None:
     cost = before["imdb_test_half"] - before["shifted_holdout"]
     recovered = (after["shifted_holdout"] - before["shifted_holdout"]) / cost if cost else None
     print(json.dumps({
-        "preset": args.preset, "shift": args.shift, "mode": args.mode, "labels": args.labels,
+        "preset": args.preset, "shift": args.shift, "slang_words": args.slang_words,
+        "mode": args.mode, "labels": args.labels,
         "chosen_by": "queue" if args.pool else "random", "pool": args.pool,
         "slang": slang, "run": RunPublic().dump(run), "run_seconds": round(seconds, 1),
         "before": before, "after": after, "recovered": recovered,

@@ -66,11 +66,13 @@ def give_feedback(base: str, reviews: list[dict], labels: list[str]) -> None:
         assert status == 201
 
 
-def finished_run(base: str, timeout: float = 300) -> dict:
+def finished_run(base: str, timeout: float = 300, also: tuple[str, ...] = ()) -> dict:
+    """The latest run once it is decided (or in one of the statuses `also`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _, runs = call(f"{base}/api/v1/training-runs")
-        if runs["items"] and runs["items"][0]["status"] in ("promoted", "rejected", "failed"):
+        settled = ("promoted", "rejected", "failed", *also)
+        if runs["items"] and runs["items"][0]["status"] in settled:
             return runs["items"][0]
         time.sleep(1)
     raise AssertionError(f"no retraining run finished in {timeout}s")
@@ -112,7 +114,10 @@ def test_feedback_on_a_new_word_is_learned_and_promoted(service, tiny_model, tmp
     assert {r["model_version"] for r in after} == {candidate}
 
 
-def test_wrong_feedback_yields_a_rejected_candidate(service, tiny_model, tmp_path) -> None:
+def test_wrong_feedback_is_not_promoted(service, tiny_model, tmp_path) -> None:
+    """Feedback that contradicts the IMDb reviews: the candidate's blend is fitted again on
+    IMDb reviews and its LSTM keeps its weights, so it stays right on IMDb, is not surely
+    better on the (wrong) held-out feedback, and does not go live."""
     settings, base = service
     prefixes = ["honestly,", "frankly,", "overall,", "in short,"]
     texts = [f"{p} {t}" for p in prefixes for t in POSITIVE + NEGATIVE]
@@ -121,11 +126,13 @@ def test_wrong_feedback_yields_a_rejected_candidate(service, tiny_model, tmp_pat
         reviews = score(base, texts)
         give_feedback(base, reviews, wrong)
         beat()
-        run = finished_run(base)
+        run = finished_run(base, also=("waiting",))
+        after = score(base, POSITIVE + NEGATIVE)
 
-    assert run["status"] == "rejected", run
-    assert run["decision"].startswith("may be worse on IMDb held-out"), run["decision"]
-    assert run["metrics"]["imdb"]["low"] < -settings.gate_max_imdb_drop
+    assert run["status"] in ("rejected", "waiting"), run
+    assert run["metrics"]["imdb"]["low"] >= -settings.gate_max_imdb_drop
     assert call(f"{base}/readyz")[1]["checks"]["model"] == tiny_model
     _, model = call(f"{base}/api/v1/models/{run['candidate_version']}")
     assert model["active"] is False
+    right = ["positive"] * len(POSITIVE) + ["negative"] * len(NEGATIVE)
+    assert [r["sentiment"] for r in after] == right
