@@ -184,6 +184,8 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     keras.utils.set_random_seed(request.seed)
     tf.config.experimental.enable_op_determinism()
     train = dataset.train.sample(request.max_samples, request.seed)
+    feedback = request.feedback
+    learned = Split(train.texts + feedback.texts, train.labels + feedback.labels)  # all of it
     test = dataset.test.sample(request.max_samples, request.seed)
     report = folder / REPORT_DIR
 
@@ -200,7 +202,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
             )
     else:
         preprocessor = Preprocessor.fit(
-            train.texts, num_words=preset.num_words, max_len=preset.max_len
+            learned.texts, num_words=preset.num_words, max_len=preset.max_len
         )
         model = build_model(preset)
         if request.pretrained:
@@ -209,7 +211,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     eda = analyse(train, preprocessor, report)
     parts = train.split_validation(preset.validation_split, request.seed)
     (fit_part, sequences), (validation, held) = (with_known_words(p, preprocessor) for p in parts)
-    feedback, feedback_sequences = with_known_words(request.feedback, preprocessor)
+    feedback, feedback_sequences = with_known_words(feedback, preprocessor)
     held_out = (held, validation.labels) if held else None
     # What the LSTM learns from: the training reviews and the feedback; when fine-tuning, the
     # feedback and `replay` of the training reviews.
@@ -279,7 +281,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     served.set_weights(model.get_weights())
     served.save(folder / MODEL_FILE)
     preprocessor.save(folder / PREPROCESSOR_FILE)
-    return metrics, train.fingerprint(), scorer
+    return metrics, learned.fingerprint(), scorer
 
 
 def fit_lstm(

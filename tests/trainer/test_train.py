@@ -70,3 +70,23 @@ def test_training_is_deterministic_given_a_seed(tmp_path) -> None:
         results.append(metrics["history"]["loss"])
     assert results[0] == results[1]
     assert results[0] != results[2]
+
+
+def test_training_from_scratch_learns_the_feedback_and_its_words(tmp_path) -> None:
+    from tests.factories import new_word_reviews, tiny_dataset
+    from trainer.data import Split
+    from trainer.train import TrainRequest, train_into
+
+    feedback = Split(new_word_reviews("zorgly") + new_word_reviews("blorft"), [1] * 40 + [0] * 40)
+    fingerprints = []
+    for name, given in (("without", Split()), ("with", feedback)):
+        folder = tmp_path / name
+        (folder / "report").mkdir(parents=True)
+        _, fingerprint, scorer = train_into(
+            folder, tiny_dataset(), TrainRequest("tiny", feedback=given)
+        )
+        fingerprints.append(fingerprint)
+    assert scorer.preprocessor.knows("zorgly") and scorer.preprocessor.knows("blorft")
+    unseen = ["the soundtrack was zorgly", "the editing was blorft"]
+    assert [s >= 0.5 for s in scorer.score(unseen)] == [True, False]
+    assert fingerprints[0] != fingerprints[1]
