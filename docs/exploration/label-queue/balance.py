@@ -32,15 +32,16 @@ test = data.test.sample(None, seed=7)  # the pool, drawn as bench/retrain_shift.
 half = len(test.texts) // 2
 labels = np.array(Split(test.texts[:half], test.labels[:half]).sample(5000, seed=7).labels)
 rows = sqlite3.connect(args.database).execute(
-    "select score, unknown_share from reviews order by id"
+    "select score, unknown_share, length(text) from reviews order by id"
 )
-score, unknown = (np.array(column) for column in zip(*rows, strict=True))
+score, unknown, length = (np.array(column) for column in zip(*rows, strict=True))
 unsure = 1 - 2 * np.abs(score - 0.5)
 
 rankings = {
     "the queue (unsure + unknown share)": unsure + unknown,
     "unknown share alone": unknown,
     "unsure + unknown share scaled to 0..1": unsure + unknown / unknown.max(),
+    "unknown words (share times length)": unknown * length,
     "random": np.random.default_rng(0).random(len(score)),
 }
 for name, priority in rankings.items():
