@@ -213,26 +213,27 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     (fit_part, sequences), (validation, held) = (with_known_words(p, preprocessor) for p in parts)
     feedback, feedback_sequences = with_known_words(feedback, preprocessor)
     held_out = (held, validation.labels) if held else None
-    # What the LSTM learns from: the training reviews and the feedback; when fine-tuning, the
-    # feedback and `replay` of the training reviews.
-    replayed = slice(request.replay if request.base else None)
-    learn = (sequences[replayed] + feedback_sequences, fit_part.labels[replayed] + feedback.labels)
     fitted = model
-    frozen: contextlib.AbstractContextManager = contextlib.nullcontext()
     if preset.ngram_buckets:
         corpus = (sequences + feedback_sequences, fit_part.labels + feedback.labels)
         regression = fit_regression(preset, preprocessor, corpus, request.seed)
         model.get_layer(NGRAM_BAG).set_weights([regression[0]])
         fitted = build_lstm_trainer(model)
-        if request.base:
-            # Fine-tuning beside the refitted regression, which adapts to the feedback with less
-            # drift on IMDb (BENCHMARKS.md), the LSTM learns only the new words' vectors.
-            frozen = new_words_only(fitted, known=known_words)
-            learn = (feedback_sequences, feedback.labels) if request.new_words else ([], [])
-            held_out = None
+    # Fine-tuning beside the refitted regression, which adapts to the feedback with less drift
+    # on IMDb (BENCHMARKS.md), the LSTM learns only the new words' vectors, from the feedback.
+    only_new_words = bool(request.base and preset.ngram_buckets)
+    if only_new_words:
+        learn = (feedback_sequences, feedback.labels) if request.new_words else ([], [])
+        held_out = None
+    else:  # the training reviews (when fine-tuning, `replay` of them) and the feedback
+        replayed = slice(request.replay if request.base else None)
+        learn = (
+            sequences[replayed] + feedback_sequences,
+            fit_part.labels[replayed] + feedback.labels,
+        )
     history: dict[str, list] = {}
     if learn[0]:
-        with frozen:
+        with new_words_only(fitted, known_words) if only_new_words else contextlib.nullcontext():
             history = fit_lstm(fitted, preset, request, preprocessor, learn, held_out)
     blended = None
     if preset.ngram_buckets:  # on the validation movies, or without any the training reviews
