@@ -13,7 +13,8 @@ The test split is halved: users' feedback is simulated with shifted reviews of t
 and their true labels, stored as feedback rows; the figures come from the second half only,
 shifted (the domain) and untouched (IMDb), so no model is judged on a review it learned from in
 any form. With `--pool N`, N shifted first-half reviews are scored and stored, and the `--labels`
-of them that the service's label queue ranks first get their labels (else a random `--labels`).
+of them that the service's label queue ranks first get their labels (else a random `--labels`);
+`--draw` seeds which reviews are pooled or labeled, for the spread over draws.
 The run itself is the service's own (`trainer.retrain.retrain`, gate included), in
 `--mode fine-tune` or `scratch`; its shadow period is skipped.
 
@@ -119,13 +120,14 @@ def store_feedback(sessions, scorer: Scorer, fed: Split, labels: int, pool: bool
     """Store the shifted reviews as scored; label `labels` of them: those the label queue ranks
     first when `pool`, else the first ones (a random sample)."""
     scores = scorer.score(fed.texts)
+    unknown = [scorer.preprocessor.unknown(text) for text in fed.texts]
     with sessions() as session:
         reviews = [
             Review(
                 text=text, status=ReviewStatus.done, sentiment=Sentiment.of(score), score=score,
-                unknown_share=scorer.preprocessor.unknown_share(text),
+                unknown_words=words, unknown_share=share,
             )
-            for text, score in zip(fed.texts, scores, strict=True)
+            for text, score, (words, share) in zip(fed.texts, scores, unknown, strict=True)
         ]  # fmt: skip
         session.add_all(reviews)
         session.commit()
@@ -157,6 +159,9 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=2000, help="labeled first-half reviews")
     parser.add_argument("--pool", type=int, default=0, help="the queue chooses from this many")
     parser.add_argument("--holdout", type=int, default=5000, help="shifted second-half reviews")
+    parser.add_argument(
+        "--draw", type=int, default=7, help="seeds the draw of the labeled (or pooled) reviews"
+    )
     args = parser.parse_args()
 
     var = Path(args.var).resolve()
@@ -177,7 +182,9 @@ def main() -> None:
         shift = last_sentence
     test = dataset.test.sample(None, seed=7)
     half = len(test.texts) // 2
-    field = Split(test.texts[:half], test.labels[:half]).sample(args.pool or args.labels, seed=7)
+    field = Split(test.texts[:half], test.labels[:half]).sample(
+        args.pool or args.labels, seed=args.draw
+    )
     fed = Split([shift(t) for t in field.texts], field.labels)
     judged = Split(test.texts[half:], test.labels[half:])
     held = judged.sample(args.holdout, seed=11)
@@ -207,7 +214,7 @@ def main() -> None:
     print(json.dumps({
         "preset": args.preset, "shift": args.shift, "slang_words": args.slang_words,
         "mode": args.mode, "labels": args.labels,
-        "chosen_by": "queue" if args.pool else "random", "pool": args.pool,
+        "chosen_by": "queue" if args.pool else "random", "pool": args.pool, "draw": args.draw,
         "slang": slang, "run": RunPublic().dump(run), "run_seconds": round(seconds, 1),
         "before": before, "after": after, "recovered": recovered,
     }, indent=2))  # fmt: skip

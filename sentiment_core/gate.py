@@ -93,7 +93,7 @@ def decide(
 ) -> Verdict:
     """Promote when the candidate is no worse on IMDb (the lower bound is at least
     -`max_imdb_drop`) and better on held-out feedback (the lower bound is above `min_gain`).
-    Reject when it may be worse on IMDb (the IMDb slice is fixed: waiting cannot settle it), or
+    Reject when it may be worse on IMDb (the IMDb reviews are fixed: waiting cannot settle it), or
     when it has not done better on feedback so far (more labels would only pin that down).
     Otherwise, ahead but not surely, wait for more feedback labels."""
     level = f"{100 * feedback.confidence:.0f} %"

@@ -48,6 +48,8 @@ from sentiment_core.runs import close_run, running_run, shadow_figures
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_WORDS_PER_POINT = 10  # in the label queue's priority, as much as a score of 0.5
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -169,11 +171,14 @@ def list_reviews(
 
 def label_queue(*, sessions: sessionmaker[Session], limit: int) -> list[Review]:
     """Scored reviews that nobody has labeled, those whose label would teach the model most
-    first: a score near 0.5 (the model is unsure), many words its vocabulary lacks, and a
-    candidate in shadow that disagrees with the served score count alike, from 0 to 1 each."""
+    first: a score near 0.5 (the model is unsure: 0 to 1), a candidate in shadow that disagrees
+    with the served score (1), and every word the vocabulary lacks (1 for `UNKNOWN_WORDS_PER_POINT`
+    of them), added up. Counting the unknown words, not their share, puts the reviews with the
+    most new words to learn first when the vocabulary shifts (BENCHMARKS.md, issue 12)."""
     uncertainty = 1 - 2 * func.abs(Review.score - 0.5)
     disagree = case(((Review.shadow_score >= 0.5) != (Review.score >= 0.5), 1.0), else_=0.0)
-    priority = uncertainty + func.coalesce(Review.unknown_share, 0.0) + disagree
+    unknown = func.coalesce(Review.unknown_words, 0) / float(UNKNOWN_WORDS_PER_POINT)
+    priority = uncertainty + disagree + unknown
     query = (
         select(Review)
         .where(Review.status == ReviewStatus.done, ~Review.feedback.any())

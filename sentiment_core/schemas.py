@@ -68,6 +68,10 @@ class ToLabel(ReviewPublic):
             "description": "1 - 2 |score - 0.5|: 1 where the model is unsure",
         },
     )
+    unknown_words = fields.Integer(
+        allow_none=True,
+        metadata={"description": "How many of the review's words the model's vocabulary lacks"},
+    )
     unknown_share = fields.Float(
         allow_none=True,
         metadata={"description": "Share of the review's words the model's vocabulary lacks"},

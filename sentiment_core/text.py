@@ -74,10 +74,12 @@ class Preprocessor:
     def knows(self, word: str) -> bool:
         return word in self._index
 
-    def unknown_share(self, text: str) -> float:
-        """The share of the text's words outside the vocabulary (0 for a text without words)."""
+    def unknown(self, text: str) -> tuple[int, float]:
+        """How many of the text's words are outside the vocabulary, and their share of its words
+        (0 for a text without words)."""
         words = tokenize(text)
-        return sum(w not in self._index for w in words) / len(words) if words else 0.0
+        count = sum(w not in self._index for w in words)
+        return count, count / len(words) if words else 0.0
 
     def index_of(self, word: str) -> int | None:
         return self._index.get(word)

@@ -1,9 +1,10 @@
 """Retraining on users' feedback, and the gate a candidate must pass to go live.
 
-A run takes the IMDb training reviews and every labeled review, keeps a fixed IMDb slice and a
-stable share of the feedback out of training, trains a candidate (continuing from the active
-model, its vocabulary grown by the feedback's new words; or from scratch when RETRAIN_MODE
-says so), scores both models on the same held-out data, and compares them pair by pair
+A run takes the IMDb training reviews and every labeled review, keeps a fixed IMDb slice, the
+base's validation movies and a stable share of the feedback out of training, trains a candidate
+(continuing from the active model, its vocabulary grown by the feedback's new words; or from
+scratch when RETRAIN_MODE says so), scores both models on the same held-out data, and compares
+them pair by pair
 (`sentiment_core/gate.py`): it promotes the candidate only when the interval of its gain on
 held-out feedback lies above 0 and the interval of its IMDb difference above
 -`gate_max_imdb_drop`. When the feedback interval still straddles 0 the
@@ -55,7 +56,14 @@ from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
 from trainer.model import PRESETS
 from trainer.pretrain import Pretrained, latest_artifact, load_pretrained
-from trainer.train import DEFAULT_SEED, TrainRequest, staging_dir, train_into, with_pretrained
+from trainer.train import (
+    DEFAULT_SEED,
+    TrainRequest,
+    staging_dir,
+    train_into,
+    training_parts,
+    with_pretrained,
+)
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +330,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     holdout = [item for item in labeled if held_out(item.review_id, settings.feedback_holdout)]
     learn = [item for item in labeled if not held_out(item.review_id, settings.feedback_holdout)]
     imdb = load_dataset(resolve_data(settings.imdb_data, settings.data_dir))
-    gate_imdb, rest = imdb.train.hold_out(settings.gate_imdb_reviews)
+    gate_slice, rest = imdb.train.hold_out(settings.gate_imdb_reviews)
 
     base_dir = Path(active.artifact_path)
     mode, run.mode_reason, new_words = choose_mode(
@@ -339,22 +347,22 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         "feedback_train": len(used),
         "feedback_capped": len(learn) - len(used),
         "feedback_holdout": len(holdout),
-        "imdb_train": len(rest.texts),
-        "imdb_holdout": len(gate_imdb.texts),
     }
     if not used or not holdout:
         run.status = RunStatus.rejected
         run.decision = "too little feedback: none to learn from, or none held out to judge on"
         return
-    session.commit()
 
+    # The base's seed splits the IMDb reviews into the same training and validation movies as
+    # the base's own run, so the candidate is judged on IMDb on the fixed slice and on those
+    # validation movies: reviews neither model learned from. (A base trained on other reviews
+    # may have learned from some of them, which only favours the base.)
+    seed = active.metrics.get("seed", DEFAULT_SEED)
     if run.mode == RunMode.fine_tune:
         request = TrainRequest(
             preset=active.preset,
             base=base_dir,
-            # the base's seed splits the IMDb reviews into the same training and validation
-            # movies as the base's own run
-            seed=active.metrics.get("seed", DEFAULT_SEED),
+            seed=seed,
             epochs=FINE_TUNE_EPOCHS,
             learning_rate=fine_tune_rate(active.preset),
             pretrained=latest_pretrained(settings) if new_words else None,
@@ -364,9 +372,16 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         )
     else:  # from the latest pretrained vectors where the preset starts from them
         request = with_pretrained(
-            TrainRequest(preset=active.preset, seed=DEFAULT_SEED, feedback=as_split(used)),
+            TrainRequest(preset=active.preset, seed=seed, feedback=as_split(used)),
             settings,
         )
+    fitted, validation = training_parts(rest, request)
+    gate_imdb = Split(gate_slice.texts + validation.texts, gate_slice.labels + validation.labels)
+    run.counts = run.counts | {
+        "imdb_train": len(fitted.texts),
+        "imdb_holdout": len(gate_imdb.texts),
+    }
+    session.commit()
     staged = staging_dir(settings)
     try:
         metrics, fingerprint, candidate = train_into(staged, Dataset(rest, imdb.test), request)

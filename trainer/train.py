@@ -165,6 +165,12 @@ def new_words_only(trainer: Any, known: int) -> Iterator[None]:
         words.embeddings.constraint = None
 
 
+def training_parts(train: Split, request: TrainRequest) -> tuple[Split, Split]:
+    """The reviews a run on `train` learns from, and the validation movies it holds out."""
+    sampled = train.sample(request.max_samples, request.seed)
+    return sampled.split_validation(PRESETS[request.preset].validation_split, request.seed)
+
+
 def staging_dir(settings: Settings) -> Path:
     """A fresh folder beside the versions, moved into place when the version is registered."""
     staged = settings.model_dir / f".staging-{uuid.uuid4().hex}"
@@ -209,7 +215,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
             start_from_pretrained(model, request.pretrained, preprocessor.vocab, request.seed)
     preset = dataclasses.replace(preset, num_words=model.get_layer(WORDS).input_dim)  # grown?
     eda = analyse(train, preprocessor, report)
-    parts = train.split_validation(preset.validation_split, request.seed)
+    parts = training_parts(dataset.train, request)
     (fit_part, sequences), (validation, held) = (with_known_words(p, preprocessor) for p in parts)
     feedback, feedback_sequences = with_known_words(feedback, preprocessor)
     held_out = (held, validation.labels) if held else None

@@ -185,7 +185,7 @@ def score_batch(
                 log.exception("a batch of %d failed; scoring its reviews one by one", len(texts))
                 outcomes = [score_alone(scorer, text) for text in texts]
         done = [
-            (row.id, o, scorer.preprocessor.unknown_share(row.text))
+            (row.id, o, *scorer.preprocessor.unknown(row.text))
             for row, o in zip(claimed, outcomes, strict=True)
             if isinstance(o, float)
         ]
@@ -205,7 +205,7 @@ def score_batch(
     if retry and app is not None:
         enqueue_reviews(app, retry)
     if written:  # after the announcement: a candidate in shadow never delays a served result
-        scored = {rid for rid, _, _ in done}
+        scored = {rid for rid, *_ in done}
         with sessions() as session:
             score_in_shadow(session, models, [row for row in claimed if row.id in scored])
     return written
@@ -283,10 +283,13 @@ def finish(session: Session, token: str, review_id: int, reason: str) -> None:
 
 
 def write_results(
-    session: Session, token: str, scorer: Scorer | None, results: list[tuple[int, float, float]]
+    session: Session,
+    token: str,
+    scorer: Scorer | None,
+    results: list[tuple[int, float, int, float]],
 ) -> int:
-    """Write results (review, score, share of unknown words) over the rows this batch still
-    holds; returns how many were written."""
+    """Write results (review, score, number and share of unknown words) over the rows this
+    batch still holds; returns how many were written."""
     if not results or scorer is None:
         return 0
     version = scorer.version
@@ -301,7 +304,8 @@ def write_results(
                 status=ReviewStatus.done,
                 score=bindparam("score"),
                 sentiment=bindparam("sentiment"),
-                unknown_share=bindparam("unknown"),
+                unknown_words=bindparam("unknown"),
+                unknown_share=bindparam("share"),
                 model_version=version,
                 scored_at=now,
                 updated_at=now,
@@ -314,8 +318,9 @@ def write_results(
                     "score": score,
                     "sentiment": Sentiment.of(score),
                     "unknown": unknown,
+                    "share": share,
                 }
-                for rid, score, unknown in results
+                for rid, score, unknown, share in results
             ],
         )
         .rowcount

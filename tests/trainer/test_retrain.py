@@ -27,6 +27,8 @@ from tests.factories import (
     tiny_dataset,
     write_imdb_folder,
 )
+from trainer.data import load_dataset
+from trainer.model import PRESETS
 from trainer.retrain import (
     cap_share,
     choose_mode,
@@ -35,7 +37,7 @@ from trainer.retrain import (
     retrain,
     should_retrain,
 )
-from trainer.train import TrainRequest, train_and_register
+from trainer.train import DEFAULT_SEED, TrainRequest, train_and_register, training_parts
 from worker.scoring import ModelCache, score_batch
 
 
@@ -110,6 +112,29 @@ def test_a_scheduled_run_waits_for_enough_new_feedback(settings, sessions, tiny_
         session.commit()
         assert should_retrain(session, settings) is None
     assert retrain(settings, trigger=RunTrigger.schedule) is None
+
+
+def test_the_gate_judges_imdb_on_the_slice_and_the_validation_movies(
+    settings, sessions, tiny_model, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setitem(PRESETS, "tiny", replace(PRESETS["tiny"], validation_split=0.4))
+    data = write_imdb_folder(tmp_path / "imdb", urls=True)
+    settings = replace(
+        settings, imdb_data=str(data), gate_imdb_reviews=2, feedback_max_share=0.5,
+        feedback_holdout=0.5,
+    )  # fmt: skip
+    add_labeled(sessions, POSITIVE + NEGATIVE, [["positive"]] * 6 + [["negative"]] * 6)
+    run = retrain(settings, trigger=RunTrigger.admin, reason="test")
+    assert run.error is None
+    with sessions() as session:
+        seed = active_version(session).metrics.get("seed", DEFAULT_SEED)
+    gate_slice, rest = load_dataset(data).train.hold_out(2)
+    fitted, validation = training_parts(rest, TrainRequest(preset="tiny", seed=seed))
+    assert len(gate_slice.texts) == 2 and validation.texts and all(validation.groups)
+    assert not set(validation.groups) & set(fitted.groups)  # whole movies held out
+    holdout = len(gate_slice.texts) + len(validation.texts)
+    assert run.counts["imdb_holdout"] == run.metrics["imdb"]["reviews"] == holdout
+    assert run.counts["imdb_train"] == len(fitted.texts) == len(rest.texts) - len(validation.texts)
 
 
 def test_a_run_continues_from_the_active_model_when_the_vocabulary_suffices(

@@ -42,7 +42,7 @@ def test_a_batch_is_scored_and_attributed_to_its_model(sessions, tiny_model) -> 
         assert (row.score >= 0.5) == (row.sentiment is Sentiment.positive)
 
 
-def test_a_batch_records_the_share_of_words_its_model_does_not_know(sessions, tiny_model) -> None:
+def test_a_batch_records_the_words_its_model_does_not_know(sessions, tiny_model) -> None:
     ids = add_reviews(sessions, [f"{POSITIVE[0]} zorgly blorft", "zorgly blorft", ""])
     models = ModelCache()
     assert score_batch(sessions, models, ids) == 3
@@ -50,8 +50,9 @@ def test_a_batch_records_the_share_of_words_its_model_does_not_know(sessions, ti
     words = tokenize(POSITIVE[0])
     unknown = sum(not models.scorer.preprocessor.knows(w) for w in words) + 2
     assert unknown < len(words) + 2
+    assert rows[ids[0]].unknown_words == unknown
     assert rows[ids[0]].unknown_share == pytest.approx(unknown / (len(words) + 2))
-    assert (rows[ids[1]].unknown_share, rows[ids[2]].unknown_share) == (1.0, 0.0)
+    assert [(rows[i].unknown_words, rows[i].unknown_share) for i in ids[1:]] == [(2, 1.0), (0, 0.0)]
 
 
 def test_scoring_twice_changes_nothing(sessions, tiny_model) -> None:
@@ -91,7 +92,9 @@ def test_a_batch_without_its_claim_writes_nothing(sessions, tiny_model) -> None:
     models = ModelCache()
     with sessions() as session:
         assert (
-            write_results(session, "not-the-claim", models.current(session), [(ids[0], 0.9, 0.0)])
+            write_results(
+                session, "not-the-claim", models.current(session), [(ids[0], 0.9, 0, 0.0)]
+            )
             == 0
         )
         session.commit()
