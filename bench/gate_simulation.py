@@ -7,6 +7,9 @@ true accuracy difference and q the share of reviews the two disagree on. The gat
 (`sentiment_core/gate.py`) then judges the IMDb slice and the held-out feedback, as a run does.
 
     .venv/bin/python bench/gate_simulation.py [--trials 10000] [--imdb-reviews 2000 5000]
+
+A run of the served `best` holds out 4,315 IMDb reviews (the slice and the validation movies):
+`--imdb-reviews 4315`.
 """
 
 from __future__ import annotations

@@ -4,12 +4,11 @@ A run takes the IMDb training reviews and every labeled review, keeps a fixed IM
 base's validation movies and a stable share of the feedback out of training, trains a candidate
 (continuing from the active model, its vocabulary grown by the feedback's new words; or from
 scratch when RETRAIN_MODE says so), scores both models on the same held-out data, and compares
-them pair by pair
-(`sentiment_core/gate.py`): it promotes the candidate only when the interval of its gain on
-held-out feedback lies above 0 and the interval of its IMDb difference above
--`gate_max_imdb_drop`. When the feedback interval still straddles 0 the
-run waits: every scheduled check scores both models again on the held-out feedback that has
-arrived since, until the evidence decides.
+them pair by pair (`sentiment_core/gate.py`): it promotes the candidate only when the interval
+of its gain on held-out feedback lies above 0 and the interval of its IMDb difference above
+-`gate_max_imdb_drop`. When the feedback interval still straddles 0 the run waits: every
+scheduled check scores both models again on the held-out feedback that has arrived since,
+until the evidence decides.
 """
 
 from __future__ import annotations

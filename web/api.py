@@ -537,8 +537,8 @@ def training_runs():
     get:
       summary: Retraining runs, newest first, with their data counts, the decision, and its
         evidence in metrics (the candidate's accuracy minus the active model's on held-out
-        feedback and on held-out IMDb reviews, each with its interval and number of reviews, and the
-        labels a waiting run needs)
+        feedback and on held-out IMDb reviews, each with its interval and number of reviews,
+        and the labels a waiting run needs)
       parameters:
         - page
         - per_page
