@@ -52,8 +52,8 @@ from sentiment_core.db import (
     make_engine,
     make_sessionmaker,
 )
+from sentiment_core.labeling import label_queue
 from sentiment_core.migrate import upgrade_database
-from sentiment_core.operations import label_queue
 from sentiment_core.registry import get_version, register_version
 from sentiment_core.schemas import RunPublic
 from sentiment_core.settings import Settings
@@ -116,7 +116,9 @@ def base_model(settings: Settings, args, dataset) -> str:
     return version
 
 
-def store_feedback(sessions, scorer: Scorer, fed: Split, labels: int, pool: bool) -> None:
+def store_feedback(
+    sessions, scorer: Scorer, fed: Split, labels: int, pool: bool, holdout: float
+) -> None:
     """Store the shifted reviews as scored; label `labels` of them: those the label queue ranks
     first when `pool`, else the first ones (a random sample)."""
     scores = scorer.score(fed.texts)
@@ -125,15 +127,15 @@ def store_feedback(sessions, scorer: Scorer, fed: Split, labels: int, pool: bool
         reviews = [
             Review(
                 text=text, status=ReviewStatus.done, sentiment=Sentiment.of(score), score=score,
-                unknown_words=words, unknown_share=share,
+                unknown_words=count, unknown_share=share, new_words=words,
             )
-            for text, score, (words, share) in zip(fed.texts, scores, unknown, strict=True)
+            for text, score, (count, share, words) in zip(fed.texts, scores, unknown, strict=True)
         ]  # fmt: skip
         session.add_all(reviews)
         session.commit()
         label_of = {r.id: label for r, label in zip(reviews, fed.labels, strict=True)}
     chosen = (
-        [r.id for r in label_queue(sessions=sessions, limit=labels)]
+        [r.id for r in label_queue(sessions=sessions, limit=labels, holdout=holdout)]
         if pool
         else [r.id for r in reviews[:labels]]
     )
@@ -192,7 +194,9 @@ def main() -> None:
 
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    store_feedback(sessions, base_scorer, fed, args.labels, bool(args.pool))
+    store_feedback(
+        sessions, base_scorer, fed, args.labels, bool(args.pool), settings.feedback_holdout
+    )
     before = {
         "shifted_holdout": accuracy(base_scorer, held),
         "imdb_test_half": accuracy(base_scorer, judged),

@@ -85,10 +85,11 @@ class Review(Base):
     )
     score: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(64))
-    # How many of the review's words the scoring model's vocabulary lacks, and their share of
-    # its words (for the label queue).
+    # How many of the review's words the scoring model's vocabulary lacks, their share of its
+    # words, and those words once each, space-separated (for the label queue).
     unknown_words: Mapped[int | None] = mapped_column(Integer)
     unknown_share: Mapped[float | None] = mapped_column(Float)
+    new_words: Mapped[str | None] = mapped_column(Text)
     # A candidate in shadow (a run's, status `shadow`) scored the review too: its score, kept
     # beside the served one and never shown to users.
     shadow_score: Mapped[float | None] = mapped_column(Float)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 from redis import Redis
-from sqlalchemy import Select, case, delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,8 +47,6 @@ from sentiment_core.registry import activate_version, active_version, previous_v
 from sentiment_core.runs import close_run, running_run, shadow_figures
 
 log = logging.getLogger(__name__)
-
-UNKNOWN_WORDS_PER_POINT = 10  # in the label queue's priority, as much as a score of 0.5
 
 
 @dataclass(frozen=True)
@@ -167,26 +165,6 @@ def list_reviews(
     return paginate(
         sessions=sessions, query=query.order_by(Review.id.desc()), page=page, per_page=per_page
     )
-
-
-def label_queue(*, sessions: sessionmaker[Session], limit: int) -> list[Review]:
-    """Scored reviews that nobody has labeled, those whose label would teach the model most
-    first: a score near 0.5 (the model is unsure: 0 to 1), a candidate in shadow that disagrees
-    with the served score (1), and every word the vocabulary lacks (1 for `UNKNOWN_WORDS_PER_POINT`
-    of them), added up. Counting the unknown words, not their share, puts the reviews with the
-    most new words to learn first when the vocabulary shifts (BENCHMARKS.md, issue 12)."""
-    uncertainty = 1 - 2 * func.abs(Review.score - 0.5)
-    disagree = case(((Review.shadow_score >= 0.5) != (Review.score >= 0.5), 1.0), else_=0.0)
-    unknown = func.coalesce(Review.unknown_words, 0) / float(UNKNOWN_WORDS_PER_POINT)
-    priority = uncertainty + disagree + unknown
-    query = (
-        select(Review)
-        .where(Review.status == ReviewStatus.done, ~Review.feedback.any())
-        .order_by(priority.desc(), Review.id.desc())
-        .limit(limit)
-    )
-    with sessions() as session:
-        return list(session.scalars(query))
 
 
 def paginate(*, sessions: sessionmaker[Session], query: Select, page: int, per_page: int) -> Page:

@@ -76,6 +76,15 @@ class ToLabel(ReviewPublic):
         allow_none=True,
         metadata={"description": "Share of the review's words the model's vocabulary lacks"},
     )
+    new_words = fields.Function(
+        lambda review: None if review.new_words is None else review.new_words.split(),
+        allow_none=True,
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The review's words that the model's vocabulary lacks, once each",
+        },
+    )
 
 
 class LabelQueue(Schema):

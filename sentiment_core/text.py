@@ -74,12 +74,13 @@ class Preprocessor:
     def knows(self, word: str) -> bool:
         return word in self._index
 
-    def unknown(self, text: str) -> tuple[int, float]:
-        """How many of the text's words are outside the vocabulary, and their share of its words
-        (0 for a text without words)."""
+    def unknown(self, text: str) -> tuple[int, float, str]:
+        """How many of the text's words are outside the vocabulary, their share of its words (0
+        for a text without words), and those words once each, space-separated."""
         words = tokenize(text)
-        count = sum(w not in self._index for w in words)
-        return count, count / len(words) if words else 0.0
+        outside = [w for w in words if w not in self._index]
+        share = len(outside) / len(words) if words else 0.0
+        return len(outside), share, " ".join(dict.fromkeys(outside))
 
     def index_of(self, word: str) -> int | None:
         return self._index.get(word)

@@ -13,7 +13,6 @@ until the evidence decides.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import shutil
@@ -41,6 +40,7 @@ from sentiment_core.db import (
     utcnow,
 )
 from sentiment_core.gate import Decision, Difference, decide, paired_difference
+from sentiment_core.labeling import held_out
 from sentiment_core.registry import (
     PREPROCESSOR_FILE,
     activate_version,
@@ -110,12 +110,6 @@ def collect_feedback(session: Session) -> tuple[list[Labeled], int]:
         else:
             labeled.append(Labeled(review_id, texts[review_id], int(positive > negative)))
     return labeled, ties
-
-
-def held_out(review_id: int, share: float) -> bool:
-    """Whether a labeled review belongs to the gate's held-out feedback; stable across runs."""
-    digest = hashlib.sha256(f"review-{review_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
 def cap_share(items: list, others: int, max_share: float, seed: int = DEFAULT_SEED) -> list:

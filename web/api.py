@@ -28,11 +28,11 @@ from sentiment_core.inputs import (
     parse_submission,
     parse_wait,
 )
+from sentiment_core.labeling import label_queue
 from sentiment_core.operations import (
     activate_model,
     end_shadow,
     find_explanation,
-    label_queue,
     list_reviews,
     paginate,
     record_feedback,
@@ -200,7 +200,7 @@ def show_label_queue():
     ---
     get:
       summary: The scored reviews nobody has labeled yet whose label would teach the model most
-        (a score near 0.5, many words outside its vocabulary), for labeling one after another;
+        (a score near 0.5, new words that recur in other reviews), for labeling one after another;
         a label is ordinary feedback (POST /api/v1/reviews/{review_id}/feedback)
       parameters:
         - per_page
@@ -213,7 +213,10 @@ def show_label_queue():
         "400": {$ref: "#/components/responses/Error"}
     """
     _, limit = parse_page(None, request.args.get("per_page"))
-    items = label_queue(sessions=get_services().sessions, limit=limit)
+    services = get_services()
+    items = label_queue(
+        sessions=services.sessions, limit=limit, holdout=services.settings.feedback_holdout
+    )
     return jsonify(LabelQueue().dump({"items": items}))
 
 

@@ -28,12 +28,12 @@ from sentiment_core.inputs import (
     parse_page,
     parse_submission,
 )
+from sentiment_core.labeling import label_queue
 from sentiment_core.operations import (
     activate_model,
     client_feedback,
     end_shadow,
     find_review,
-    label_queue,
     list_reviews,
     record_feedback,
     rollback_model,
@@ -153,7 +153,10 @@ def feedback(review_id: int):
 
 @pages.get("/label")
 def label():
-    items = label_queue(sessions=get_services().sessions, limit=LABEL_BATCH)
+    services = get_services()
+    items = label_queue(
+        sessions=services.sessions, limit=LABEL_BATCH, holdout=services.settings.feedback_holdout
+    )
     return render_template("label.html", items=items, per_page=LABEL_BATCH)
 
 

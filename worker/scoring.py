@@ -286,10 +286,10 @@ def write_results(
     session: Session,
     token: str,
     scorer: Scorer | None,
-    results: list[tuple[int, float, int, float]],
+    results: list[tuple[int, float, int, float, str]],
 ) -> int:
-    """Write results (review, score, number and share of unknown words) over the rows this
-    batch still holds; returns how many were written."""
+    """Write results (review, score, and its unknown words: their number, share and list) over
+    the rows this batch still holds; returns how many were written."""
     if not results or scorer is None:
         return 0
     version = scorer.version
@@ -306,6 +306,7 @@ def write_results(
                 sentiment=bindparam("sentiment"),
                 unknown_words=bindparam("unknown"),
                 unknown_share=bindparam("share"),
+                new_words=bindparam("new_words"),
                 model_version=version,
                 scored_at=now,
                 updated_at=now,
@@ -319,8 +320,9 @@ def write_results(
                     "sentiment": Sentiment.of(score),
                     "unknown": unknown,
                     "share": share,
+                    "new_words": new_words,
                 }
-                for rid, score, unknown, share in results
+                for rid, score, unknown, share, new_words in results
             ],
         )
         .rowcount

@@ -17,6 +17,7 @@ from sentiment_core.db import (
     utcnow,
 )
 from sentiment_core.gate import Difference
+from sentiment_core.labeling import held_out
 from sentiment_core.registry import active_version, get_version
 from sentiment_core.text import Preprocessor
 from tests.conftest import add_model
@@ -33,7 +34,6 @@ from trainer.retrain import (
     cap_share,
     choose_mode,
     collect_feedback,
-    held_out,
     retrain,
     should_retrain,
 )

@@ -43,16 +43,20 @@ def test_a_batch_is_scored_and_attributed_to_its_model(sessions, tiny_model) -> 
 
 
 def test_a_batch_records_the_words_its_model_does_not_know(sessions, tiny_model) -> None:
-    ids = add_reviews(sessions, [f"{POSITIVE[0]} zorgly blorft", "zorgly blorft", ""])
+    ids = add_reviews(sessions, [f"{POSITIVE[0]} zorgly blorft", "Zorgly blorft, zorgly!", ""])
     models = ModelCache()
     assert score_batch(sessions, models, ids) == 3
     rows = reviews(sessions, ids)
     words = tokenize(POSITIVE[0])
-    unknown = sum(not models.scorer.preprocessor.knows(w) for w in words) + 2
-    assert unknown < len(words) + 2
-    assert rows[ids[0]].unknown_words == unknown
-    assert rows[ids[0]].unknown_share == pytest.approx(unknown / (len(words) + 2))
-    assert [(rows[i].unknown_words, rows[i].unknown_share) for i in ids[1:]] == [(2, 1.0), (0, 0.0)]
+    outside = [w for w in words if not models.scorer.preprocessor.knows(w)]
+    assert len(outside) < len(words)
+    assert rows[ids[0]].unknown_words == len(outside) + 2
+    assert rows[ids[0]].unknown_share == pytest.approx((len(outside) + 2) / (len(words) + 2))
+    assert rows[ids[0]].new_words.split() == list(dict.fromkeys([*outside, "zorgly", "blorft"]))
+    assert [(rows[i].unknown_words, rows[i].unknown_share, rows[i].new_words) for i in ids[1:]] == [
+        (3, 1.0, "zorgly blorft"),
+        (0, 0.0, ""),
+    ]
 
 
 def test_scoring_twice_changes_nothing(sessions, tiny_model) -> None:
@@ -93,7 +97,7 @@ def test_a_batch_without_its_claim_writes_nothing(sessions, tiny_model) -> None:
     with sessions() as session:
         assert (
             write_results(
-                session, "not-the-claim", models.current(session), [(ids[0], 0.9, 0, 0.0)]
+                session, "not-the-claim", models.current(session), [(ids[0], 0.9, 0, 0.0, "")]
             )
             == 0
         )

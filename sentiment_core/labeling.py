@@ -1,0 +1,78 @@
+"""Which labels teach the model most, and which of them it learns from: the label queue, and
+the feedback a retraining run holds out to judge its candidate on (sentiment_core/gate.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import Counter
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from sentiment_core.db import Review, ReviewStatus
+
+QUEUE_WINDOW = 5_000  # the most recent scored reviews the queue ranks and counts new words over
+
+
+def held_out(review_id: int, share: float) -> bool:
+    """Whether a labeled review belongs to the gate's held-out feedback; stable across runs."""
+    digest = hashlib.sha256(f"review-{review_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) -> list[Review]:
+    """Scored reviews that nobody has labeled, those whose label would teach the model most
+    first, among the `QUEUE_WINDOW` most recent.
+
+    A review's priority adds up: a score near 0.5 (the model is unsure: 0 to 1), a candidate in
+    shadow that disagrees with the served score (1), and each of its new words (outside the
+    scoring model's vocabulary): the share of the recent reviews that hold it, in percent, over
+    one more than the labels a run would learn it from. A word that recurs teaches the model to
+    read all the reviews that hold it, and each further label of it teaches less; a typo or a
+    name teaches nothing. Reviews are taken greedily: each one taken counts as a label for its
+    words, unless the gate will hold it out (`holdout`), so the queue spreads over the new words
+    instead of labeling the most common one again and again (BENCHMARKS.md, issue 12).
+    """
+    uncertainty = 1 - 2 * func.abs(Review.score - 0.5)
+    disagree = case(((Review.shadow_score >= 0.5) != (Review.score >= 0.5), 1.0), else_=0.0)
+    recent = (
+        select(Review.id, uncertainty + disagree, Review.new_words, Review.feedback.any())
+        .where(Review.status == ReviewStatus.done)
+        .order_by(Review.id.desc())
+        .limit(QUEUE_WINDOW)
+    )
+    with sessions() as session:
+        rows = session.execute(recent).all()
+        words = {row[0]: (row[2] or "").split() for row in rows}
+        holding = Counter(word for these in words.values() for word in these)
+        labels = Counter(
+            word
+            for review_id, _, _, is_labeled in rows
+            if is_labeled and not held_out(review_id, holdout)
+            for word in words[review_id]
+        )
+        percent = 100 / max(1, len(rows))
+
+        def priority(review_id: int, base: float) -> float:
+            return base + percent * sum(holding[w] / (1 + labels[w]) for w in words[review_id])
+
+        heap = [
+            (-priority(review_id, base), -review_id, base)
+            for review_id, base, _, is_labeled in rows
+            if not is_labeled
+        ]
+        heapq.heapify(heap)
+        chosen: list[int] = []
+        while heap and len(chosen) < limit:
+            _, negative_id, base = heapq.heappop(heap)
+            now = priority(-negative_id, base)
+            if heap and (-now, negative_id) > heap[0][:2]:  # others come first now
+                heapq.heappush(heap, (-now, negative_id, base))
+                continue
+            chosen.append(-negative_id)
+            if not held_out(-negative_id, holdout):
+                labels.update(words[-negative_id])
+        reviews = {r.id: r for r in session.scalars(select(Review).where(Review.id.in_(chosen)))}
+        return [reviews[review_id] for review_id in chosen]
