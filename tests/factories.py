@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sentiment_core.db import Review, ReviewStatus, Sentiment, utcnow
 from trainer.data import Dataset, Split
 
 POSITIVE = [
@@ -98,3 +99,26 @@ def new_word_reviews(word: str) -> list[str]:
     """Neutral sentences whose sentiment rests on `word` alone, which the written training
     reviews never contain."""
     return [f"{subject} {verb} {word}" for subject in SUBJECTS for verb in VERBS]
+
+
+def add_scored(sessions, rows: list[tuple[float, str | None]], words: int = 40) -> list[int]:
+    """Scored reviews of `words` words, one per (score, its new words space-separated, None
+    where not recorded); returns their ids."""
+    with sessions() as session:
+        reviews = [
+            Review(
+                text=f"review {i}",
+                status=ReviewStatus.done,
+                score=score,
+                sentiment=Sentiment.of(score),
+                unknown_words=None if new is None else len(new.split()),
+                unknown_share=None if new is None else len(new.split()) / words,
+                new_words=new,
+                model_version="v1",
+                scored_at=utcnow(),
+            )
+            for i, (score, new) in enumerate(rows)
+        ]
+        session.add_all(reviews)
+        session.commit()
+        return [review.id for review in reviews]

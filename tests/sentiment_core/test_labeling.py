@@ -3,25 +3,9 @@
 import pytest
 
 from sentiment_core import labeling
-from sentiment_core.db import Feedback, Review, ReviewStatus, Sentiment
+from sentiment_core.db import Feedback, Sentiment
 from sentiment_core.labeling import label_queue
-
-
-def add_scored(sessions, new_words: list[str], score: float = 0.9) -> list[int]:
-    with sessions() as session:
-        reviews = [
-            Review(
-                text=f"review {i}",
-                status=ReviewStatus.done,
-                score=score,
-                sentiment=Sentiment.of(score),
-                new_words=words,
-            )
-            for i, words in enumerate(new_words)
-        ]
-        session.add_all(reviews)
-        session.commit()
-        return [review.id for review in reviews]
+from tests.factories import add_scored
 
 
 def queue(sessions, holdout: float = 0.0, limit: int = 20) -> list[int]:
@@ -31,18 +15,18 @@ def queue(sessions, holdout: float = 0.0, limit: int = 20) -> list[int]:
 def test_each_further_label_of_a_word_counts_less(sessions) -> None:
     """x is in five reviews, y in two: x's first two labels teach more than y's first, its
     third less (5/3 < 2/1)."""
-    x1, x2, x3, x4, x5, y1, y2 = add_scored(sessions, ["x"] * 5 + ["y"] * 2)
+    x1, x2, x3, x4, x5, y1, y2 = add_scored(sessions, [(0.9, w) for w in ["x"] * 5 + ["y"] * 2])
     assert queue(sessions, limit=4) == [x5, x4, y2, x3]
 
 
 def test_a_pick_the_gate_holds_out_teaches_no_word(sessions) -> None:
     """With every label held out, no pick brings a word closer to being learned."""
-    x1, x2, x3, x4, x5, y1, y2 = add_scored(sessions, ["x"] * 5 + ["y"] * 2)
+    x1, x2, x3, x4, x5, y1, y2 = add_scored(sessions, [(0.9, w) for w in ["x"] * 5 + ["y"] * 2])
     assert queue(sessions, holdout=1.0) == [x5, x4, x3, x2, x1, y2, y1]
 
 
 def test_labels_already_given_count_towards_a_word(sessions) -> None:
-    x1, x2, x3, x4, x5, y1, y2 = add_scored(sessions, ["x"] * 5 + ["y"] * 2)
+    x1, x2, x3, x4, x5, y1, y2 = add_scored(sessions, [(0.9, w) for w in ["x"] * 5 + ["y"] * 2])
     with sessions() as session:
         for review_id in (x1, x2):
             session.add(Feedback(review_id=review_id, label=Sentiment.positive, client="c"))
@@ -51,7 +35,7 @@ def test_labels_already_given_count_towards_a_word(sessions) -> None:
 
 
 def test_only_recent_reviews_are_ranked_and_counted(sessions, monkeypatch) -> None:
-    old, z1, w1, w2 = add_scored(sessions, ["z", "z", "w", "w"])
+    old, z1, w1, w2 = add_scored(sessions, [(0.9, w) for w in ["z", "z", "w", "w"]])
     assert queue(sessions) == [w2, z1, w1, old]  # ties: the newest first
     monkeypatch.setattr(labeling, "QUEUE_WINDOW", 3)
     assert queue(sessions) == [w2, w1, z1]  # z is now in one recent review, w in two
@@ -59,5 +43,5 @@ def test_only_recent_reviews_are_ranked_and_counted(sessions, monkeypatch) -> No
 
 @pytest.mark.parametrize("limit", [1, 2])
 def test_the_queue_stops_at_its_limit(sessions, limit) -> None:
-    ids = add_scored(sessions, ["x", "x", ""])
+    ids = add_scored(sessions, [(0.9, w) for w in ["x", "x", ""]])
     assert queue(sessions, limit=limit) == ids[:2][::-1][:limit]

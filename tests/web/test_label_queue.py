@@ -1,30 +1,8 @@
 """The label queue: the scored, unlabeled reviews whose label would teach the model most."""
 
-from sentiment_core.db import Feedback, Review, ReviewStatus, Sentiment, utcnow
+from sentiment_core.db import Feedback, Review, ReviewStatus, Sentiment
 from sentiment_core.labeling import held_out
-
-
-def add_scored(sessions, rows: list[tuple[float, str | None]], words: int = 40) -> list[int]:
-    """Scored reviews of `words` words, one per (score, its new words space-separated, None
-    where not recorded); returns their ids."""
-    with sessions() as session:
-        reviews = [
-            Review(
-                text=f"review {i}",
-                status=ReviewStatus.done,
-                score=score,
-                sentiment=Sentiment.of(score),
-                unknown_words=None if new is None else len(new.split()),
-                unknown_share=None if new is None else len(new.split()) / words,
-                new_words=new,
-                model_version="v1",
-                scored_at=utcnow(),
-            )
-            for i, (score, new) in enumerate(rows)
-        ]
-        session.add_all(reviews)
-        session.commit()
-        return [review.id for review in reviews]
+from tests.factories import add_scored
 
 
 def test_the_queue_puts_unsure_scores_and_recurring_new_words_first(
