@@ -45,7 +45,7 @@ def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) 
     )
     with sessions() as session:
         rows = session.execute(recent).all()
-        words = {row[0]: (row[2] or "").split() for row in rows}
+        words = {review_id: (new or "").split() for review_id, _, new, _ in rows}
         holding = Counter(word for these in words.values() for word in these)
         labels = Counter(
             word
