@@ -262,6 +262,9 @@ def test_sentiment_up_runs_everything_and_stops_it_on_ctrl_c(
         [sys.executable, "-m", "sentiment_cli.main", "up", "--port", str(port)],
         cwd=ROOT, env=service_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C reaches it as at a terminal, even where pytest itself runs in a shell's
+        # background, which starts it with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(up.stdout), daemon=True)  # type: ignore[arg-type]
