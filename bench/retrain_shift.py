@@ -117,26 +117,24 @@ def base_model(settings: Settings, args, dataset) -> str:
 
 
 def store_feedback(
-    sessions, scorer: Scorer, fed: Split, labels: int, pool: bool, holdout: float
+    sessions, scorer: Scorer, fed: Split, labels: int, queue: bool, holdout: float
 ) -> None:
     """Store the shifted reviews as scored; label `labels` of them: those the label queue ranks
-    first when `pool`, else the first ones (a random sample)."""
-    scores = scorer.score(fed.texts)
-    unknown = [scorer.preprocessor.unknown(text) for text in fed.texts]
+    first when `queue`, else the first ones (a random sample)."""
     with sessions() as session:
         reviews = [
             Review(
                 text=text, status=ReviewStatus.done, sentiment=Sentiment.of(score), score=score,
-                unknown_words=count, unknown_share=share, new_words=words,
+                unknown_words=read.unknown, unknown_share=read.share, new_words=read.new_words,
             )
-            for text, score, (count, share, words) in zip(fed.texts, scores, unknown, strict=True)
+            for text, (score, read) in zip(fed.texts, scorer.read_and_score(fed.texts), strict=True)
         ]  # fmt: skip
         session.add_all(reviews)
         session.commit()
         label_of = {r.id: label for r, label in zip(reviews, fed.labels, strict=True)}
     chosen = (
         [r.id for r in label_queue(sessions=sessions, limit=labels, holdout=holdout)]
-        if pool
+        if queue
         else [r.id for r in reviews[:labels]]
     )
     with sessions() as session:
@@ -159,7 +157,10 @@ def main() -> None:
     )
     parser.add_argument("--mode", choices=["fine-tune", "scratch"], default="fine-tune")
     parser.add_argument("--labels", type=int, default=2000, help="labeled first-half reviews")
-    parser.add_argument("--pool", type=int, default=0, help="the queue chooses from this many")
+    parser.add_argument("--pool", type=int, default=0, help="labels are chosen from this many")
+    parser.add_argument(
+        "--chosen-by", choices=["queue", "random"], default="queue", help="with --pool"
+    )
     parser.add_argument("--holdout", type=int, default=5000, help="shifted second-half reviews")
     parser.add_argument(
         "--draw", type=int, default=7, help="seeds the draw of the labeled (or pooled) reviews"
@@ -194,9 +195,8 @@ def main() -> None:
 
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    store_feedback(
-        sessions, base_scorer, fed, args.labels, bool(args.pool), settings.feedback_holdout
-    )
+    queue = bool(args.pool) and args.chosen_by == "queue"
+    store_feedback(sessions, base_scorer, fed, args.labels, queue, settings.feedback_holdout)
     before = {
         "shifted_holdout": accuracy(base_scorer, held),
         "imdb_test_half": accuracy(base_scorer, judged),
@@ -218,7 +218,7 @@ def main() -> None:
     print(json.dumps({
         "preset": args.preset, "shift": args.shift, "slang_words": args.slang_words,
         "mode": args.mode, "labels": args.labels,
-        "chosen_by": "queue" if args.pool else "random", "pool": args.pool, "draw": args.draw,
+        "chosen_by": "queue" if queue else "random", "pool": args.pool, "draw": args.draw,
         "slang": slang, "run": RunPublic().dump(run), "run_seconds": round(seconds, 1),
         "before": before, "after": after, "recovered": recovered,
     }, indent=2))  # fmt: skip

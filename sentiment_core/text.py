@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +46,17 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
     ]
 
 
+class Reading(NamedTuple):
+    """What a model reads of a text: its words' indices in the vocabulary (the last `max_len`),
+    and the words outside it: how many, their share of its words (0 for a text without words),
+    and each of them once, space-separated."""
+
+    ids: list[int]
+    unknown: int
+    share: float
+    new_words: str
+
+
 @dataclass(frozen=True)
 class Preprocessor:
     """Maps raw review text to the integer windows a model was trained on.
@@ -74,13 +85,22 @@ class Preprocessor:
     def knows(self, word: str) -> bool:
         return word in self._index
 
-    def unknown(self, text: str) -> tuple[int, float, str]:
-        """How many of the text's words are outside the vocabulary, their share of its words (0
-        for a text without words), and those words once each, space-separated."""
-        words = tokenize(text)
-        outside = [w for w in words if w not in self._index]
-        share = len(outside) / len(words) if words else 0.0
-        return len(outside), share, " ".join(dict.fromkeys(outside))
+    def read(self, texts: Iterable[str]) -> list[Reading]:
+        """`encode`, with the words outside the vocabulary, in one pass over each text."""
+        index, readings = self._index, []
+        for text in texts:
+            ids, outside = [], []
+            for word in tokenize(text):
+                i = index.get(word)
+                if i is None:
+                    outside.append(word)
+                else:
+                    ids.append(i)
+            words = len(ids) + len(outside)
+            share = len(outside) / words if words else 0.0
+            new_words = " ".join(dict.fromkeys(outside))
+            readings.append(Reading(ids[-self.max_len :], len(outside), share, new_words))
+        return readings
 
     def index_of(self, word: str) -> int | None:
         return self._index.get(word)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_core.registry import MODEL_FILE, PREPROCESSOR_FILE, artifact_sha256
-from sentiment_core.text import Preprocessor
+from sentiment_core.text import Preprocessor, Reading
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,12 @@ class Scorer:
     def score(self, texts: Sequence[str]) -> list[float]:
         """Probability of a positive review for each text, in input order."""
         return self.score_sequences(self.preprocessor.encode(texts))
+
+    def read_and_score(self, texts: Sequence[str]) -> list[tuple[float, Reading]]:
+        """`score`, each with what the model read of the text (`Preprocessor.read`)."""
+        readings = self.preprocessor.read(texts)
+        scores = self.score_sequences([reading.ids for reading in readings])
+        return list(zip(scores, readings, strict=True))
 
     def score_sequences(self, sequences: Sequence[Sequence[int]]) -> list[float]:
         """`score` for reviews already encoded by the preprocessor."""

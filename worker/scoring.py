@@ -21,6 +21,7 @@ from sentiment_core.finished import Finished, announce_finished
 from sentiment_core.queue import enqueue_reviews
 from sentiment_core.registry import active_version, get_version
 from sentiment_core.runs import shadow_run
+from sentiment_core.text import Reading
 from sentiment_inference.scoring import Scorer
 from worker import metrics
 
@@ -171,7 +172,7 @@ def score_batch(
             waited = started - as_utc(row.created_at)
             metrics.QUEUE_WAIT_SECONDS.observe(waited.total_seconds())
         texts = [row.text for row in claimed]
-        outcomes: list[float | Exception]
+        outcomes: list[tuple[float, Reading] | Exception]
         try:
             scorer = models.current(session)
         except Exception as exc:
@@ -180,19 +181,19 @@ def score_batch(
         else:
             try:
                 with metrics.SCORING_SECONDS.labels(scorer.version).time():
-                    outcomes = [float(x) for x in scorer.score(texts)]
+                    outcomes = list(scorer.read_and_score(texts))
             except Exception:
                 log.exception("a batch of %d failed; scoring its reviews one by one", len(texts))
                 outcomes = [score_alone(scorer, text) for text in texts]
         done = [
-            (row.id, o, *scorer.preprocessor.unknown(row.text))
-            for row, o in zip(claimed, outcomes, strict=True)
-            if isinstance(o, float)
+            (row.id, *outcome)
+            for row, outcome in zip(claimed, outcomes, strict=True)
+            if not isinstance(outcome, Exception)
         ]
         written = write_results(session, token, models.scorer, done)
         retry = []
         for row, outcome in zip(claimed, outcomes, strict=True):
-            if isinstance(outcome, float) or settle_failure(
+            if not isinstance(outcome, Exception) or settle_failure(
                 session, token, row, outcome, max_attempts
             ):
                 finished.append((row.id, row.submission))
@@ -247,9 +248,9 @@ def announce(redis: Redis | None, finished: list[Finished]) -> None:
         log.warning("could not announce %d finished reviews", len(finished), exc_info=True)
 
 
-def score_alone(scorer: Scorer, text: str) -> float | Exception:
+def score_alone(scorer: Scorer, text: str) -> tuple[float, Reading] | Exception:
     try:
-        return float(scorer.score([text])[0])
+        return scorer.read_and_score([text])[0]
     except Exception as exc:
         return exc
 
@@ -286,10 +287,10 @@ def write_results(
     session: Session,
     token: str,
     scorer: Scorer | None,
-    results: list[tuple[int, float, int, float, str]],
+    results: list[tuple[int, float, Reading]],
 ) -> int:
-    """Write results (review, score, and its unknown words: their number, share and list) over
-    the rows this batch still holds; returns how many were written."""
+    """Write results (review, score, and what the model read of it: its unknown words' number,
+    share and list) over the rows this batch still holds; returns how many were written."""
     if not results or scorer is None:
         return 0
     version = scorer.version
@@ -318,11 +319,11 @@ def write_results(
                     "rid": rid,
                     "score": score,
                     "sentiment": Sentiment.of(score),
-                    "unknown": unknown,
-                    "share": share,
-                    "new_words": new_words,
+                    "unknown": reading.unknown,
+                    "share": reading.share,
+                    "new_words": reading.new_words,
                 }
-                for rid, score, unknown, share, new_words in results
+                for rid, score, reading in results
             ],
         )
         .rowcount

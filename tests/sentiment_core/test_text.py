@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentiment_core.text import Preprocessor, token_spans, tokenize
+from sentiment_core.text import Preprocessor, Reading, token_spans, tokenize
 
 
 def test_tokenize_lowercases_and_treats_line_breaks_as_spaces() -> None:
@@ -46,6 +46,18 @@ def test_fit_ranks_words_by_frequency_then_alphabet() -> None:
 def test_encode_drops_unknown_words_and_keeps_the_last_tokens() -> None:
     pre = Preprocessor(vocab=("a", "b", "c"), max_len=3)
     assert pre.encode(["a x b c a", "zzz"]) == [[2, 3, 1], []]
+
+
+def test_read_encodes_and_lists_the_words_outside_the_vocabulary_once_each() -> None:
+    pre = Preprocessor(vocab=("a", "b", "c"), max_len=3)
+    texts = ["a x b c a X y", "zzz zzz", "", "b"]
+    assert pre.read(texts) == [
+        Reading([2, 3, 1], 3, 3 / 7, "x y"),
+        Reading([], 2, 1.0, "zzz"),
+        Reading([], 0, 0.0, ""),
+        Reading([2], 0, 0.0, ""),
+    ]
+    assert [reading.ids for reading in pre.read(texts)] == pre.encode(texts)
 
 
 def test_pad_left_pads_and_truncates_from_the_left() -> None:

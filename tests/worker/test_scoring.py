@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sentiment_core.db import Review, ReviewStatus, Sentiment
 from sentiment_core.finished import CHANNEL, read_announcement
 from sentiment_core.registry import activate_version
-from sentiment_core.text import tokenize
+from sentiment_core.text import Reading, tokenize
 from tests.conftest import add_model
 from tests.factories import NEGATIVE, POSITIVE
 from worker.scoring import ModelCache, score_batch
@@ -94,13 +94,9 @@ def test_a_batch_without_its_claim_writes_nothing(sessions, tiny_model) -> None:
 
     ids = add_reviews(sessions, [POSITIVE[0]], status=ReviewStatus.scoring)
     models = ModelCache()
+    result = (ids[0], 0.9, Reading([1], 0, 0.0, ""))
     with sessions() as session:
-        assert (
-            write_results(
-                session, "not-the-claim", models.current(session), [(ids[0], 0.9, 0, 0.0, "")]
-            )
-            == 0
-        )
+        assert write_results(session, "not-the-claim", models.current(session), [result]) == 0
         session.commit()
     assert reviews(sessions, ids)[ids[0]].status is ReviewStatus.scoring
 
@@ -111,10 +107,10 @@ class Poisoned:
     def __init__(self, scorer) -> None:
         self.scorer, self.version, self.preprocessor = scorer, scorer.version, scorer.preprocessor
 
-    def score(self, texts):
+    def read_and_score(self, texts):
         if any("POISON" in text for text in texts):
             raise ValueError("cannot score this review")
-        return self.scorer.score(texts)
+        return self.scorer.read_and_score(texts)
 
 
 def test_a_review_that_fails_is_retried_then_failed_and_spares_its_batch(
