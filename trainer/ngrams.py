@@ -12,6 +12,9 @@ from sentiment_core.text import Preprocessor
 from trainer.model import Preset
 
 ID_ROWS = 512  # reviews per pass through the n-gram id layer
+# Self-training learns from the unlabeled reviews the regression gives at least this
+# probability of the label it reads in them.
+SURE = 0.9
 
 
 def bag(preset: Preset, preprocessor: Preprocessor, sequences: Sequence[Sequence[int]]) -> Any:
@@ -71,6 +74,23 @@ def regression_scores(
 ) -> np.ndarray:
     """The n-gram branch's score [reviews, 1] of each sequence under `table`."""
     return np.asarray(bag(preset, preprocessor, sequences) @ table, dtype=np.float32)
+
+
+def surely_labeled(
+    preset: Preset,
+    preprocessor: Preprocessor,
+    regression: tuple[np.ndarray, float],
+    texts: Sequence[str],
+) -> tuple[list[list[int]], list[int]]:
+    """The sequences of the `texts` that `regression` (its table and bias) is sure of, each with
+    the label it reads in it."""
+    sequences = [sequence for sequence in preprocessor.encode(texts) if sequence]
+    if not sequences:
+        return [], []
+    table, bias = regression
+    logits = regression_scores(preset, table, preprocessor, sequences)[:, 0] + bias
+    sure = np.flatnonzero(np.abs(logits) >= np.log(SURE / (1 - SURE)))
+    return [sequences[i] for i in sure], [int(logits[i] > 0) for i in sure]
 
 
 def blend(lstm_logits: np.ndarray, ngram_logits: np.ndarray, labels: Sequence[int]) -> np.ndarray:

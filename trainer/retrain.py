@@ -29,6 +29,7 @@ from sentiment_core.db import (
     Feedback,
     ModelVersion,
     Review,
+    ReviewStatus,
     RunMode,
     RunStatus,
     RunTrigger,
@@ -40,7 +41,7 @@ from sentiment_core.db import (
     utcnow,
 )
 from sentiment_core.gate import Decision, Difference, decide, paired_difference
-from sentiment_core.labeling import held_out
+from sentiment_core.labeling import QUEUE_WINDOW, held_out
 from sentiment_core.registry import (
     PREPROCESSOR_FILE,
     activate_version,
@@ -351,6 +352,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     # validation movies: reviews neither model learned from. (A base trained on other reviews
     # may have learned from some of them, which only favours the base.)
     seed = active.metrics.get("seed", DEFAULT_SEED)
+    unlabeled = unlabeled_traffic(session)
     if run.mode == RunMode.fine_tune:
         request = TrainRequest(
             preset=active.preset,
@@ -362,10 +364,13 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
             new_words=new_words,
             feedback=as_split(used),
             replay=settings.replay_reviews,
+            unlabeled=unlabeled,
         )
     else:  # from the latest pretrained vectors where the preset starts from them
         request = with_pretrained(
-            TrainRequest(preset=active.preset, seed=seed, feedback=as_split(used)),
+            TrainRequest(
+                preset=active.preset, seed=seed, feedback=as_split(used), unlabeled=unlabeled
+            ),
             settings,
         )
     fitted, validation = training_parts(rest, request)
@@ -396,6 +401,17 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
         raise
     run.candidate_version = row.version
     settle(session, run, row.version, imdb_difference, feedback_difference, settings)
+
+
+def unlabeled_traffic(session: Session) -> tuple[str, ...]:
+    """The texts of the `QUEUE_WINDOW` most recent scored reviews that nobody labeled."""
+    query = (
+        select(Review.text)
+        .where(Review.status == ReviewStatus.done, ~Review.feedback.any())
+        .order_by(Review.id.desc())
+        .limit(QUEUE_WINDOW)
+    )
+    return tuple(session.scalars(query))
 
 
 def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:

@@ -27,7 +27,7 @@ from trainer.data import Dataset, Split
 from trainer.evaluation import classification_metrics
 from trainer.language_model import LSTM_WEIGHTS
 from trainer.model import DEFAULT_SEED, PRESETS, Preset, build_lstm_trainer, build_model
-from trainer.ngrams import blend, fit_regression, regression_scores
+from trainer.ngrams import blend, fit_regression, regression_scores, surely_labeled
 from trainer.pretrain import Pretrained, PretrainError, load_latest
 from trainer.report import EXAMPLE_REVIEWS, write_json, write_test_report, write_training_curves
 from trainer.vocabulary import grow_vocabulary
@@ -50,6 +50,9 @@ class TrainRequest:
     # Fine-tuning a model without an n-gram branch: how many training reviews its LSTM learns
     # again beside the feedback, so that it does not forget them (None: all).
     replay: int | None = None
+    # Reviews nobody labeled (the service's recent traffic): the n-gram regression learns again
+    # with those its first fit is sure of, labeled as it reads them (self-training).
+    unlabeled: tuple[str, ...] = ()
 
 
 def train_and_register(settings: Settings, dataset: Dataset, request: TrainRequest) -> ModelVersion:
@@ -220,9 +223,15 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     feedback, feedback_sequences = with_known_words(feedback, preprocessor)
     held_out = (held, validation.labels) if held else None
     fitted = model
+    self_trained = None  # without unlabeled reviews to learn from
     if preset.ngram_buckets:
         corpus = (sequences + feedback_sequences, fit_part.labels + feedback.labels)
         regression = fit_regression(preset, preprocessor, corpus, request.seed)
+        if request.unlabeled:
+            sure = surely_labeled(preset, preprocessor, regression, request.unlabeled)
+            self_trained = len(sure[1])
+            corpus = (corpus[0] + sure[0], corpus[1] + sure[1])
+            regression = fit_regression(preset, preprocessor, corpus, request.seed)
         model.get_layer(NGRAM_BAG).set_weights([regression[0]])
         fitted = build_lstm_trainer(model)
     # Fine-tuning beside the refitted regression, which adapts to the feedback with less drift
@@ -275,6 +284,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         "epochs_run": len(curves.get("loss", [])),
         "preset": dataclasses.asdict(preset),
         "train_reviews": len(train.texts),
+        "self_trained_reviews": self_trained,  # unlabeled, labeled as the regression read them
         "train_seconds": round(train_seconds, 1),
         "test_seconds": round(time.monotonic() - started, 1),
         "parameters": int(model.count_params()),
@@ -288,7 +298,9 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     served.set_weights(model.get_weights())
     served.save(folder / MODEL_FILE)
     preprocessor.save(folder / PREPROCESSOR_FILE)
-    return metrics, learned.fingerprint(), scorer
+    unlabeled = [-1] * len(request.unlabeled)  # what self-training may learn from counts too
+    fingerprint = Split(learned.texts + list(request.unlabeled), learned.labels + unlabeled)
+    return metrics, fingerprint.fingerprint(), scorer
 
 
 def fit_lstm(

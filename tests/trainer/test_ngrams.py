@@ -2,7 +2,7 @@ import numpy as np
 
 from sentiment_core.text import Preprocessor
 from trainer.model import PRESETS
-from trainer.ngrams import blend, fit_regression, regression_scores
+from trainer.ngrams import blend, fit_regression, regression_scores, surely_labeled
 
 PRESET = PRESETS["tiny"]
 
@@ -43,3 +43,19 @@ def test_the_served_branch_scores_exactly_what_the_regression_was_fitted_on() ->
     branch = keras.Model(tokens, SqrtPooling()(bag))
     served = np.asarray(branch(pre.pad(sequences, right=True)))
     np.testing.assert_allclose(regression_scores(PRESET, table, pre, sequences), served, rtol=1e-5)
+
+
+def test_self_training_reads_labels_where_the_regression_is_sure_and_learns_new_words() -> None:
+    texts = ["alpha film", "alpha story", "beta film", "beta story"] * 3
+    labels = [1, 1, 0, 0] * 3
+    pre = Preprocessor.fit(texts + ["zorg"], num_words=PRESET.num_words, max_len=PRESET.max_len)
+    regression = fit_regression(PRESET, pre, (pre.encode(texts), labels), seed=1)
+    unlabeled = ["alpha alpha zorg", "beta beta", "film story", "words it lacks"] * 3
+    sequences, read = surely_labeled(PRESET, pre, regression, unlabeled)
+    assert read == [1, 0] * 3 and sequences == pre.encode(unlabeled[:2]) * 3
+
+    def zorg(regression) -> float:
+        return regression_scores(PRESET, regression[0], pre, pre.encode(["zorg"]))[0, 0]
+
+    relearned = fit_regression(PRESET, pre, (pre.encode(texts) + sequences, labels + read), seed=1)
+    assert zorg(regression) == 0 and zorg(relearned) > 0.5

@@ -36,6 +36,7 @@ from trainer.retrain import (
     collect_feedback,
     retrain,
     should_retrain,
+    unlabeled_traffic,
 )
 from trainer.train import DEFAULT_SEED, TrainRequest, train_and_register, training_parts
 from worker.scoring import ModelCache, score_batch
@@ -69,6 +70,21 @@ def test_feedback_is_one_label_per_review_by_majority_and_ties_are_dropped(sessi
         labeled, ties = collect_feedback(session)
     assert [(item.review_id, item.label) for item in labeled] == [(ids[0], 1), (ids[2], 0)]
     assert ties == 1
+
+
+def test_a_run_self_trains_on_the_recent_scored_reviews_nobody_labeled(sessions) -> None:
+    add_labeled(sessions, ["labeled"], [["positive"]])
+    with sessions() as session:
+        session.add_all(
+            [
+                Review(text="scored", status=ReviewStatus.done, score=0.9),
+                Review(text="waiting", status=ReviewStatus.queued),
+                Review(text="failed", status=ReviewStatus.failed, error="no"),
+                Review(text="scored later", status=ReviewStatus.done, score=0.2),
+            ]
+        )
+        session.commit()
+        assert unlabeled_traffic(session) == ("scored later", "scored")
 
 
 def test_the_feedback_holdout_is_stable_and_near_its_share() -> None:

@@ -72,6 +72,17 @@ def test_training_is_deterministic_given_a_seed(tmp_path) -> None:
     assert results[0] != results[2]
 
 
+def test_training_self_trains_on_the_unlabeled_reviews_its_regression_is_sure_of(tmp_path):
+    from tests.factories import UNLABELED, tiny_dataset
+    from trainer.train import TrainRequest, train_into
+
+    (tmp_path / "report").mkdir()
+    request = TrainRequest("tiny", unlabeled=tuple(UNLABELED))
+    metrics, fingerprint, _ = train_into(tmp_path, tiny_dataset(), request)
+    assert 0 < metrics["self_trained_reviews"] <= len(UNLABELED)
+    assert fingerprint != tiny_dataset().train.fingerprint()
+
+
 def test_training_from_scratch_learns_the_feedback_and_its_words(tmp_path) -> None:
     from tests.factories import new_word_reviews, tiny_dataset
     from trainer.data import Split
