@@ -11,6 +11,7 @@ import time
 
 from flask import Flask, request
 from flask_limiter import Limiter
+from limits.errors import StorageError
 
 from sentiment_core.settings import Settings
 from web.services import get_services
@@ -51,5 +52,5 @@ def retry_after_s() -> int:
     limit = limiter.current_limit
     try:
         return max(1, int(limit.reset_at - time.time())) if limit else 1
-    except Exception:
+    except StorageError:
         return 1

@@ -30,6 +30,24 @@ def test_submissions_are_rate_limited_per_client_across_api_and_form(
     assert reviews_stored(sessions) == 4
 
 
+def test_a_refusal_says_when_to_retry_even_when_the_counters_cannot_tell(
+    limited_client, monkeypatch
+) -> None:
+    from limits.errors import StorageError
+
+    from web.limits import limiter
+
+    for _ in range(3):
+        limited_client.post("/api/v1/reviews", json={"text": "a"})
+
+    def unreachable(*_args):
+        raise StorageError(ConnectionError("Redis is down"))
+
+    monkeypatch.setattr(limiter.limiter, "get_window_stats", unreachable)
+    refused = limited_client.post("/api/v1/reviews", json={"text": "b"})
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+
+
 def test_feedback_is_rate_limited_per_client(limited_client, sessions) -> None:
     review_id = scored_review(sessions)
     url = f"/api/v1/reviews/{review_id}/feedback"
