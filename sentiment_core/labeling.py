@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import logging
 from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sentiment_core.db import Review, ReviewStatus
+from sentiment_core.registry import PREPROCESSOR_FILE, active_version
+from sentiment_core.text import Preprocessor
+
+log = logging.getLogger(__name__)
 
 QUEUE_WINDOW = 5_000  # the most recent scored reviews the queue ranks and counts new words over
 
@@ -22,13 +30,31 @@ def held_out(review_id: int, share: float) -> bool:
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
+@lru_cache(maxsize=2)
+def vocabulary(artifact_path: str) -> Preprocessor:
+    return Preprocessor.load(Path(artifact_path) / PREPROCESSOR_FILE)
+
+
+def known_to_active_model(session: Session) -> Callable[[str], bool]:
+    """Whether the active model knows a word: a review's new words were recorded against the
+    model that scored it, and a run since may have grown the vocabulary by some of them. Where
+    the active model's vocabulary cannot be read, every recorded word counts as new."""
+    active = active_version(session)
+    if active is not None:
+        try:
+            return vocabulary(active.artifact_path).knows
+        except (OSError, ValueError):
+            log.warning("cannot read %s's vocabulary", active.version, exc_info=True)
+    return lambda _word: False
+
+
 def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) -> list[Review]:
     """Scored reviews that nobody has labeled, those whose label would teach the model most
     first, among the `QUEUE_WINDOW` most recent.
 
     A review's priority adds up: a score near 0.5 (the model is unsure: 0 to 1), a candidate in
     shadow that disagrees with the served score (1), and each of its new words (outside the
-    scoring model's vocabulary): the share of the recent reviews that hold it, in percent, over
+    active model's vocabulary): the share of the recent reviews that hold it, in percent, over
     one more than the labels a run would learn it from. A word that recurs teaches the model to
     read all the reviews that hold it, and each further label of it teaches less; a typo or a
     name teaches nothing. Reviews are taken greedily: each one taken counts as a label for its
@@ -45,7 +71,11 @@ def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) 
     )
     with sessions() as session:
         rows = session.execute(recent).all()
-        words = {review_id: (new or "").split() for review_id, _, new, _ in rows}
+        known = known_to_active_model(session)
+        words = {
+            review_id: [word for word in (new or "").split() if not known(word)]
+            for review_id, _, new, _ in rows
+        }
         holding = Counter(word for these in words.values() for word in these)
         labels = Counter(
             word

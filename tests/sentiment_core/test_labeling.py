@@ -45,3 +45,9 @@ def test_only_recent_reviews_are_ranked_and_counted(sessions, monkeypatch) -> No
 def test_the_queue_stops_at_its_limit(sessions, limit) -> None:
     ids = add_scored(sessions, [(0.9, w) for w in ["x", "x", ""]])
     assert queue(sessions, limit=limit) == ids[:2][::-1][:limit]
+
+
+def test_words_the_active_model_has_learned_since_are_no_longer_new(sessions, tiny_model) -> None:
+    """An older model recorded "wonderful" as new; the active one knows it."""
+    w1, w2, w3, zorgly = add_scored(sessions, [(0.9, w) for w in ["wonderful"] * 3 + ["zorgly"]])
+    assert queue(sessions) == [zorgly, w3, w2, w1]
