@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sentiment_core.db import Review, ReviewStatus
@@ -28,6 +29,17 @@ def held_out(review_id: int, share: float) -> bool:
     """Whether a labeled review belongs to the gate's held-out feedback; stable across runs."""
     digest = hashlib.sha256(f"review-{review_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def recent_traffic(*columns: Any) -> Select:
+    """`columns` of the `QUEUE_WINDOW` most recent scored reviews, newest first: the traffic
+    the label queue ranks and a retraining run self-trains on."""
+    return (
+        select(*columns)
+        .where(Review.status == ReviewStatus.done)
+        .order_by(Review.id.desc())
+        .limit(QUEUE_WINDOW)
+    )
 
 
 @lru_cache(maxsize=2)
@@ -63,11 +75,8 @@ def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) 
     """
     uncertainty = 1 - 2 * func.abs(Review.score - 0.5)
     disagree = case(((Review.shadow_score >= 0.5) != (Review.score >= 0.5), 1.0), else_=0.0)
-    recent = (
-        select(Review.id, uncertainty + disagree, Review.new_words, Review.feedback.any())
-        .where(Review.status == ReviewStatus.done)
-        .order_by(Review.id.desc())
-        .limit(QUEUE_WINDOW)
+    recent = recent_traffic(
+        Review.id, uncertainty + disagree, Review.new_words, Review.feedback.any()
     )
     with sessions() as session:
         rows = session.execute(recent).all()

@@ -29,7 +29,6 @@ from sentiment_core.db import (
     Feedback,
     ModelVersion,
     Review,
-    ReviewStatus,
     RunMode,
     RunStatus,
     RunTrigger,
@@ -41,7 +40,7 @@ from sentiment_core.db import (
     utcnow,
 )
 from sentiment_core.gate import Decision, Difference, decide, paired_difference
-from sentiment_core.labeling import QUEUE_WINDOW, held_out
+from sentiment_core.labeling import held_out, recent_traffic
 from sentiment_core.registry import (
     PREPROCESSOR_FILE,
     activate_version,
@@ -404,14 +403,8 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
 
 
 def unlabeled_traffic(session: Session) -> tuple[str, ...]:
-    """The texts of the `QUEUE_WINDOW` most recent scored reviews that nobody labeled."""
-    query = (
-        select(Review.text)
-        .where(Review.status == ReviewStatus.done, ~Review.feedback.any())
-        .order_by(Review.id.desc())
-        .limit(QUEUE_WINDOW)
-    )
-    return tuple(session.scalars(query))
+    """The texts of the recent traffic's reviews that nobody labeled."""
+    return tuple(session.scalars(recent_traffic(Review.text).where(~Review.feedback.any())))
 
 
 def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:

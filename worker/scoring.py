@@ -172,7 +172,7 @@ def score_batch(
             waited = started - as_utc(row.created_at)
             metrics.QUEUE_WAIT_SECONDS.observe(waited.total_seconds())
         texts = [row.text for row in claimed]
-        outcomes: list[tuple[float, Reading] | Exception]
+        outcomes: Sequence[tuple[float, Reading] | Exception]
         try:
             scorer = models.current(session)
         except Exception as exc:
@@ -181,7 +181,7 @@ def score_batch(
         else:
             try:
                 with metrics.SCORING_SECONDS.labels(scorer.version).time():
-                    outcomes = list(scorer.read_and_score(texts))
+                    outcomes = scorer.read_and_score(texts)
             except Exception:
                 log.exception("a batch of %d failed; scoring its reviews one by one", len(texts))
                 outcomes = [score_alone(scorer, text) for text in texts]

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from sentiment_core import labeling
 from sentiment_core.db import (
     Feedback,
     Review,
@@ -72,7 +73,9 @@ def test_feedback_is_one_label_per_review_by_majority_and_ties_are_dropped(sessi
     assert ties == 1
 
 
-def test_a_run_self_trains_on_the_recent_scored_reviews_nobody_labeled(sessions) -> None:
+def test_a_run_self_trains_on_the_recent_scored_reviews_nobody_labeled(
+    sessions, monkeypatch
+) -> None:
     add_labeled(sessions, ["labeled"], [["positive"]])
     with sessions() as session:
         session.add_all(
@@ -85,6 +88,8 @@ def test_a_run_self_trains_on_the_recent_scored_reviews_nobody_labeled(sessions)
         )
         session.commit()
         assert unlabeled_traffic(session) == ("scored later", "scored")
+        monkeypatch.setattr(labeling, "QUEUE_WINDOW", 1)  # the label queue's window
+        assert unlabeled_traffic(session) == ("scored later",)
 
 
 def test_the_feedback_holdout_is_stable_and_near_its_share() -> None:
