@@ -224,6 +224,7 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
     held_out = (held, validation.labels) if held else None
     fitted = model
     self_trained = None  # without unlabeled reviews to learn from
+    sure: tuple[list[list[int]], list[int]] = ([], [])
     if preset.ngram_buckets:
         corpus = (sequences + feedback_sequences, fit_part.labels + feedback.labels)
         regression = fit_regression(preset, preprocessor, corpus, request.seed)
@@ -235,10 +236,17 @@ def train_into(folder: Path, dataset: Dataset, request: TrainRequest) -> tuple[d
         model.get_layer(NGRAM_BAG).set_weights([regression[0]])
         fitted = build_lstm_trainer(model)
     # Fine-tuning beside the refitted regression, which adapts to the feedback with less drift
-    # on IMDb (BENCHMARKS.md), the LSTM learns only the new words' vectors, from the feedback.
+    # on IMDb (BENCHMARKS.md), the LSTM learns only the new words' vectors: from the feedback,
+    # and from the self-trained reviews that hold a new word.
     only_new_words = bool(request.base and preset.ngram_buckets)
     if only_new_words:
-        learn = (feedback_sequences, feedback.labels) if request.new_words else ([], [])
+        learn: tuple[list[list[int]], list[int]] = ([], [])
+        if request.new_words:
+            taught = [i for i, sequence in enumerate(sure[0]) if max(sequence) >= known_words]
+            learn = (
+                feedback_sequences + [sure[0][i] for i in taught],
+                feedback.labels + [sure[1][i] for i in taught],
+            )
         held_out = None
     else:  # the training reviews (when fine-tuning, `replay` of them) and the feedback
         replayed = slice(request.replay if request.base else None)

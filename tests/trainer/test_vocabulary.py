@@ -56,7 +56,9 @@ def test_a_new_word_starts_from_its_pretrained_vector(tiny_artifact) -> None:
     np.testing.assert_allclose(row, vector * 0.05 / np.abs(vector).mean(), rtol=1e-6)
 
 
-def fine_tune(base: Path, folder: Path, feedback: Split, new_words=()) -> tuple[dict, Scorer]:
+def fine_tune(
+    base: Path, folder: Path, feedback: Split, new_words=(), unlabeled=()
+) -> tuple[dict, Scorer]:
     request = TrainRequest(
         preset="tiny",
         base=base,
@@ -64,8 +66,9 @@ def fine_tune(base: Path, folder: Path, feedback: Split, new_words=()) -> tuple[
         learning_rate=fine_tune_rate("tiny"),
         new_words=new_words,
         feedback=feedback,
+        unlabeled=unlabeled,
     )
-    (folder / "report").mkdir()
+    (folder / "report").mkdir(parents=True)
     metrics, _, scorer = train_into(folder, tiny_dataset(), request)
     return metrics, scorer
 
@@ -104,6 +107,21 @@ def test_beside_an_n_gram_branch_fine_tuning_moves_only_the_new_words_vectors(
     assert np.abs(after[tuned_words.index_of("zorgly")] - start).max() > 0.01  # it learned
     assert_unchanged(base, tuned, but=(WORDS, NGRAM_BAG, HEAD))  # the regression, the blend
     assert all(layer.trainable for layer in tuned.layers)  # saved as a model to train again
+
+
+def test_a_new_word_no_label_holds_learns_from_the_self_trained_reviews_that_hold_it(
+    tiny_artifact, tmp_path
+) -> None:
+    feedback = Split(new_word_reviews("zorgly"), [1] * 40)
+    unlabeled = [f"{text} blorft" for text in NEGATIVE] + ["the plot was blorft"]
+    words = ("blorft", "zorgly")
+    vectors = []
+    for name, traffic in (("without", ()), ("with", tuple(unlabeled))):
+        metrics, scorer = fine_tune(tiny_artifact, tmp_path / name, feedback, words, traffic)
+        row = load(tmp_path / name)[0].get_layer(WORDS).get_weights()[0]
+        vectors.append(row[scorer.preprocessor.index_of("blorft")])
+    assert metrics["self_trained_reviews"] > 0
+    assert np.abs(vectors[1] - vectors[0]).max() > 0.01  # only the self-trained reviews hold it
 
 
 def test_fine_tuning_without_a_new_word_refits_only_the_regression(tiny_artifact, tmp_path):
