@@ -186,7 +186,7 @@ def test_a_review_that_cannot_be_scored_fails_alone_after_its_retries(deployment
 
 
 def test_explanations_survive_a_killed_worker_and_redis_restarted_empty(deployment) -> None:
-    doomed = deployment.worker()
+    doomed = deployment.start("tests.slow_explainer")  # 150 explanations take it 15 s at least
     ids = deployment.submit(15, 10)
     deployment.wait(lambda c: c.get(ReviewStatus.done, 0) == len(ids))
     for review_id in ids:
