@@ -32,8 +32,9 @@ def held_out(review_id: int, share: float) -> bool:
 
 
 def recent_traffic(*columns: Any) -> Select:
-    """`columns` of the `QUEUE_WINDOW` most recent scored reviews, newest first: the traffic
-    the label queue ranks and a retraining run self-trains on."""
+    """`columns` of the `QUEUE_WINDOW` most recent scored reviews, newest first; a further
+    `where` filters before the limit. The label queue ranks these, labeled or not; a retraining
+    run self-trains on the most recent that nobody labeled."""
     return (
         select(*columns)
         .where(Review.status == ReviewStatus.done)

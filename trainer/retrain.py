@@ -403,7 +403,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
 
 
 def unlabeled_traffic(session: Session) -> tuple[str, ...]:
-    """The texts of the recent traffic's reviews that nobody labeled."""
+    """The texts of the `QUEUE_WINDOW` most recent scored reviews that nobody labeled."""
     return tuple(session.scalars(recent_traffic(Review.text).where(~Review.feedback.any())))
 
 

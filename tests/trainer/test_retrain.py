@@ -87,9 +87,11 @@ def test_a_run_self_trains_on_the_recent_scored_reviews_nobody_labeled(
             ]
         )
         session.commit()
+    add_labeled(sessions, ["labeled later"], [["negative"]])
+    with sessions() as session:
         assert unlabeled_traffic(session) == ("scored later", "scored")
-        monkeypatch.setattr(labeling, "QUEUE_WINDOW", 1)  # the label queue's window
-        assert unlabeled_traffic(session) == ("scored later",)
+        monkeypatch.setattr(labeling, "QUEUE_WINDOW", 1)  # the label queue's window size
+        assert unlabeled_traffic(session) == ("scored later",)  # a labeled review takes no place
 
 
 def test_the_feedback_holdout_is_stable_and_near_its_share() -> None:
