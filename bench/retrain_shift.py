@@ -220,6 +220,7 @@ def main() -> None:
         "mode": args.mode, "labels": args.labels,
         "chosen_by": "queue" if queue else "random", "pool": args.pool, "draw": args.draw,
         "slang": slang, "run": RunPublic().dump(run), "run_seconds": round(seconds, 1),
+        "self_trained_reviews": candidate.metrics.get("self_trained_reviews"),
         "before": before, "after": after, "recovered": recovered,
     }, indent=2))  # fmt: skip
     print(f"\n{'':22}{'base ' + base:>14}{'candidate ' + candidate.version:>18}")
