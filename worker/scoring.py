@@ -163,8 +163,8 @@ def score_batch(
             reason = row.error or "the worker scoring it stopped"
             finish(session, token, row.id, f"gave up after {max_attempts} attempts: {reason}")
             finished.append((row.id, row.submission))
+        session.commit()  # before scoring: on SQLite, an open write would lock out every writer
         if not claimed:
-            session.commit()
             announce(redis, finished)
             return 0
         started = utcnow()
@@ -173,6 +173,7 @@ def score_batch(
             metrics.QUEUE_WAIT_SECONDS.observe(waited.total_seconds())
         texts = [row.text for row in claimed]
         outcomes: Sequence[tuple[float, Reading] | Exception]
+        scorer: Scorer | None = None  # this batch's: the cache's may move to a newer version
         try:
             scorer = models.current(session)
         except Exception as exc:
@@ -190,7 +191,7 @@ def score_batch(
             for row, outcome in zip(claimed, outcomes, strict=True)
             if not isinstance(outcome, Exception)
         ]
-        written = write_results(session, token, models.scorer, done)
+        written = write_results(session, token, scorer, done)
         retry = []
         for row, outcome in zip(claimed, outcomes, strict=True):
             if not isinstance(outcome, Exception) or settle_failure(
@@ -200,8 +201,8 @@ def score_batch(
             else:
                 retry.append(row.id)
         session.commit()
-    if written:  # counted once committed: a worker killed before its commit wrote nothing
-        metrics.SCORED.labels(models.scorer.version).inc(written)  # type: ignore[union-attr]
+    if written and scorer is not None:  # counted once committed: a worker killed first wrote none
+        metrics.SCORED.labels(scorer.version).inc(written)
     announce(redis, finished)
     if retry and app is not None:
         enqueue_reviews(app, retry)

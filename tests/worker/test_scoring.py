@@ -243,6 +243,54 @@ def test_the_next_batch_uses_a_newly_activated_version(
     assert models.scorer is not None and models.scorer.version == second_version
 
 
+class Meanwhile:
+    """A scorer that runs `meanwhile` (what another thread might do) before it scores."""
+
+    def __init__(self, scorer, meanwhile) -> None:
+        self.scorer, self.version, self.preprocessor = scorer, scorer.version, scorer.preprocessor
+        self.meanwhile = meanwhile
+
+    def read_and_score(self, texts):
+        self.meanwhile()
+        return self.scorer.read_and_score(texts)
+
+
+def test_results_name_the_version_that_scored_them_though_another_is_activated_meanwhile(
+    settings, sessions, tiny_model, tiny_artifact: Path
+) -> None:
+    models = ModelCache()
+    second_version = add_model(settings, tiny_artifact, activate=False)
+
+    def activate_and_heartbeat() -> None:
+        with sessions() as session:
+            activate_version(session, second_version)
+            models.current(session)  # the readiness heartbeat loads it into the shared cache
+
+    with sessions() as session:
+        models.scorer = Meanwhile(models.current(session), activate_and_heartbeat)
+    ids = add_reviews(sessions, [POSITIVE[0]])
+    assert score_batch(sessions, models, ids) == 1
+    assert models.scorer.version == second_version
+    assert reviews(sessions, ids)[ids[0]].model_version == tiny_model
+
+
+def test_a_review_given_up_on_is_failed_before_its_batch_scores(sessions, tiny_model) -> None:
+    """On SQLite an open write locks out every other writer, so it must not last a batch."""
+    with sessions() as session:
+        given_up = Review(text="x", status=ReviewStatus.queued, attempts=3)
+        session.add(given_up)
+        session.commit()
+    seen = []
+    models = ModelCache()
+    with sessions() as session:
+        models.scorer = Meanwhile(
+            models.current(session),
+            lambda: seen.append(reviews(sessions, [given_up.id])[given_up.id].status),
+        )
+    assert score_batch(sessions, models, [given_up.id, *add_reviews(sessions, ["fine"])], 3) == 1
+    assert seen == [ReviewStatus.failed]
+
+
 def test_without_an_active_model_the_batch_fails_with_the_reason(sessions) -> None:
     ids = add_reviews(sessions, ["fine"])
     assert score_batch(sessions, ModelCache(), ids, max_attempts=1) == 0
