@@ -100,10 +100,15 @@ def _whole_number(value: str | None, default: int) -> int:
 
 
 def parse_submission(value: str | None) -> str | None:
-    if value and len(value) > MAX_SUBMISSION:
-        message = f"submission is an id of at most {MAX_SUBMISSION} characters"
+    if value and not storable_submission(value):
+        message = f"submission is an id of at most {MAX_SUBMISSION} characters, without NUL"
         raise Invalid("invalid_parameter", message)
     return value or None
+
+
+def storable_submission(value: str) -> bool:
+    """Whether a submission id could be stored, so looked up (PostgreSQL's text holds no NUL)."""
+    return len(value) <= MAX_SUBMISSION and "\x00" not in value
 
 
 def parse_wait(value: str | None) -> float:

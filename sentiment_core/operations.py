@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 from redis import Redis
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,8 +92,10 @@ def submit_reviews(
     """Store the reviews, then enqueue them as one message.
 
     Reviews are committed before they are enqueued, so a worker always finds its row. If the
-    broker refuses them they are marked failed with the reason, the key is released so a retry
-    can succeed, and the caller gets Unavailable. A key seen before returns the earlier
+    broker raises, the reviews no worker has claimed are withdrawn with their key, so nothing
+    is stored and a retry can succeed, and the caller gets Unavailable; a worker that claimed
+    them (the message got through before the error) scores them, and they are accepted. A key
+    seen before returns the earlier
     submission, even while the backlog is full; a submission the backlog has no room for is
     refused whole before anything (its key included) is stored.
     """
@@ -124,12 +126,15 @@ def submit_reviews(
             enqueue_reviews(celery, ids)
         except Exception as exc:
             log.exception("enqueueing %d reviews failed", len(ids))
-            session.execute(
-                update(Review)
-                .where(Review.id.in_(ids))
-                .values(status=ReviewStatus.failed, error="the scoring queue was unavailable")
-            )
             session.execute(delete(IdempotencyKey).where(IdempotencyKey.submission == submission))
+            withdrawn = session.execute(
+                delete(Review)
+                .where(Review.id.in_(ids), Review.status == ReviewStatus.queued)
+                .returning(Review.id)
+            ).all()
+            if not withdrawn:
+                session.rollback()
+                return Submission(submission, ids)
             session.commit()
             raise Unavailable("queue_unavailable", "the scoring queue is unavailable") from exc
     return Submission(submission, ids)
@@ -297,7 +302,7 @@ def rollback_model(*, sessions: sessionmaker[Session]) -> ModelVersion:
 def end_shadow(*, sessions: sessionmaker[Session], run_id: int, promote: bool) -> TrainingRun:
     """An admin ends a run's shadow period early: its candidate goes live, or is rejected."""
     with sessions() as session:
-        run = session.get(TrainingRun, run_id)
+        run = session.get(TrainingRun, run_id) if 0 < run_id <= MAX_ID else None
         if run is None:
             raise NotFound("not_found", f"no retraining run {run_id}")
         if run.status != RunStatus.shadow:

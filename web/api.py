@@ -27,6 +27,7 @@ from sentiment_core.inputs import (
     parse_page,
     parse_submission,
     parse_wait,
+    storable_submission,
 )
 from sentiment_core.labeling import label_queue
 from sentiment_core.operations import (
@@ -272,7 +273,9 @@ def stream_submission(submission: str):
         "404": {$ref: "#/components/responses/Error"}
     """
     services = get_services()
-    if not submission_statuses(sessions=services.sessions, submission=submission):
+    if not storable_submission(submission) or not submission_statuses(
+        sessions=services.sessions, submission=submission
+    ):
         raise NotFound("not_found", f"no submission {submission}")
     events = submission_events(services.announcements, services.sessions, submission)
     # No caching, and no buffering by a proxy such as nginx: each event goes out when it is made.

@@ -35,8 +35,9 @@ from web.waiting import Announcements
 
 log = logging.getLogger(__name__)
 
-# The largest legitimate body: a full batch of the longest reviews, as JSON-escaped UTF-8.
+# The largest body: a full batch of the longest reviews at 2 bytes a character (README, Safety).
 MAX_BODY_BYTES = MAX_BATCH_REVIEWS * MAX_REVIEW_CHARS * 2
+MACHINE_PATHS = ("/healthz", "/readyz", "/metrics")  # outside /api/, for machines all the same
 
 
 class VersionConverter(BaseConverter):
@@ -87,10 +88,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """JSON errors under /api/, readable pages elsewhere; never a stack trace."""
+    """JSON errors from the API and the probes, readable pages elsewhere; never a stack trace."""
 
     def respond(status: int, code: str, message: str):
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") or request.path in MACHINE_PATHS:
             return jsonify(Error().dump({"error": {"code": code, "message": message}})), status
         return render_template("error.html", status=status, message=message), status
 

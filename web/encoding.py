@@ -16,7 +16,10 @@ from sentiment_core.errors import Invalid
 
 
 def check_form_encoding() -> None:
-    """A before-request hook: a 400 for a form whose fields are not UTF-8."""
+    """A before-request hook: a 400 for a form whose fields are not UTF-8, on the pages
+    (the only routes that read forms; others ignore a body they do not use)."""
+    if request.blueprint != "pages":
+        return
     if request.mimetype == "application/x-www-form-urlencoded":
         fields = [unquote_to_bytes(request.get_data(cache=True).replace(b"+", b" "))]
     elif request.mimetype == "multipart/form-data":

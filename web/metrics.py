@@ -42,10 +42,12 @@ class ServiceCollector(Collector):
             depth.add_metric([], float("nan"))
         yield depth
         reviews = GaugeMetricFamily("sentiment_reviews", "Reviews by status", labels=["status"])
-        with get_services().sessions() as session:
-            counts = dict(
-                session.execute(select(Review.status, func.count()).group_by(Review.status)).all()
-            )
+        try:  # the process's own counters are still worth a scrape while the database is down
+            with get_services().sessions() as session:
+                query = select(Review.status, func.count()).group_by(Review.status)
+                counts = {status: float(n) for status, n in session.execute(query).all()}
+        except Exception:
+            counts = dict.fromkeys(ReviewStatus, float("nan"))
         for status in ReviewStatus:
             reviews.add_metric([status.value], counts.get(status, 0))
         yield reviews

@@ -102,20 +102,34 @@ def test_submissions_wait_for_a_model(client, sessions) -> None:
     assert count(sessions) == 0
 
 
-def test_an_unreachable_broker_fails_the_reviews_visibly(
-    app, client, sessions, tiny_model, monkeypatch
-) -> None:
+def test_an_unreachable_broker_stores_nothing(app, client, sessions, tiny_model, monkeypatch):
     def refuse(*args, **kwargs):
         raise redis.ConnectionError("connection refused")
 
     monkeypatch.setattr(get_services(app).celery, "send_task", refuse)
-    response = client.post("/api/v1/reviews", json={"text": "hello"})
+    response = client.post("/api/v1/reviews", json={"reviews": [{"text": "a"}, {"text": "b"}]})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "queue_unavailable"
-    with sessions() as session:
-        (review,) = session.scalars(select(Review))
-    assert review.status is ReviewStatus.failed
-    assert review.error == "the scoring queue was unavailable"
+    assert count(sessions) == 0
+
+
+def test_a_broker_error_after_a_worker_took_the_message_accepts_the_reviews(
+    app, client, sessions, tiny_model, monkeypatch
+) -> None:
+    """The broker can raise once the message is through (a reply lost): a worker that has
+    scored the reviews keeps them, and the client is told they were accepted."""
+    from worker.scoring import ModelCache, score_batch
+
+    def deliver_then_time_out(name, args, **kwargs):
+        score_batch(get_services(app).sessions, ModelCache(), args[0])
+        raise redis.TimeoutError("timed out reading the reply")
+
+    monkeypatch.setattr(get_services(app).celery, "send_task", deliver_then_time_out)
+    response = client.post("/api/v1/reviews", json={"text": "a fine film"})
+    assert response.status_code == 202
+    result = client.get(response.json["url"]).json
+    assert result["status"] == "done" and result["model_version"] == tiny_model
+    assert count(sessions) == 1
 
 
 def test_unknown_review_is_404(client) -> None:
@@ -243,6 +257,25 @@ def test_metrics_report_queue_depth_and_reviews_by_status(client, sessions, tiny
     assert 'sentiment_reviews{status="queued"} 2.0' in lines
     assert 'sentiment_reviews{status="done"} 1.0' in lines
     assert 'sentiment_reviews{status="failed"} 0.0' in lines
+
+
+def test_metrics_are_served_while_the_database_is_down(app, client) -> None:
+    from sentiment_core.db import make_engine, make_sessionmaker
+
+    get_services(app).sessions = make_sessionmaker(make_engine("sqlite:////nonexistent/x.db"))
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.content_type.startswith("text/plain")
+    lines = response.get_data(as_text=True).splitlines()
+    assert 'sentiment_reviews{status="queued"} NaN' in lines
+    assert any(line.startswith("sentiment_submissions_refused_total ") for line in lines)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_the_probes_answer_errors_in_json_and_ignore_a_body(client, path) -> None:
+    wrong = client.delete(path)
+    assert wrong.status_code == 405 and wrong.json["error"]["code"] == "method_not_allowed"
+    form = client.get(path, data=b"x=%FF", content_type="application/x-www-form-urlencoded")
+    assert form.status_code != 400
 
 
 def test_a_batch_answers_every_id_and_url(client, tiny_model) -> None:

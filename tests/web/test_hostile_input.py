@@ -283,6 +283,15 @@ def test_numbers_past_the_database_integers_are_refused(client, ledger) -> None:
         "not_found",
     )
     assert client.get(f"/reviews/{huge}").status_code == 404
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for run in (huge, "2147483648"):
+        shadow = client.post(
+            f"/api/v1/training-runs/{run}/shadow", json={"decision": "promote"}, headers=admin
+        )
+        refused(shadow, 404, "not_found")
+        form = {"token": ADMIN_TOKEN, "csrf_token": csrf(client)}
+        page = client.post(f"/runs/{run}/shadow/reject", data=form, follow_redirects=True)
+        assert page.status_code == 200 and f"No retraining run {run}." in page.get_data(True)
     for query in (f"page={huge}", "page=1000001", "per_page=1e2", "page=%D9%A1", "page=1_0"):
         refused(client.get(f"/api/v1/reviews?{query}"), 400, "invalid_parameter")
     assert ledger() == before
@@ -334,6 +343,16 @@ def test_an_injected_submission_filter_is_shown_escaped(client) -> None:
 
 
 # NUL, control and invisible characters
+
+
+def test_a_nul_in_a_submission_id_is_refused(client, ledger) -> None:
+    """PostgreSQL's text holds no NUL, so such an id is refused before any query."""
+    before = ledger()
+    refused(client.get("/api/v1/reviews?submission=a%00b"), 400, "invalid_parameter")
+    refused(client.get("/api/v1/submissions/a%00b/events"), 404, "not_found")
+    page = client.get("/history?submission=a%00b")
+    assert page.status_code == 400 and "without NUL" in page.get_data(as_text=True)
+    assert ledger() == before
 
 
 @pytest.mark.parametrize(
