@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sentiment_core.db import (
@@ -39,7 +39,14 @@ from sentiment_core.db import (
     make_sessionmaker,
     utcnow,
 )
-from sentiment_core.gate import Decision, Difference, decide, paired_difference
+from sentiment_core.gate import (
+    LOOK_GROWTH,
+    Decision,
+    Difference,
+    decide,
+    look_confidence,
+    paired_difference,
+)
 from sentiment_core.labeling import held_out, recent_traffic
 from sentiment_core.registry import (
     PREPROCESSOR_FILE,
@@ -164,11 +171,9 @@ def correct(scorer: Scorer, split: Split) -> list[bool]:
     ]
 
 
-def compare(candidate: Scorer, active: Scorer, split: Split, settings: Settings) -> Difference:
+def compare(candidate: Scorer, active: Scorer, split: Split, confidence: float) -> Difference:
     """The candidate's accuracy minus the active model's on `split`, with its interval."""
-    return paired_difference(
-        correct(candidate, split), correct(active, split), settings.gate_confidence
-    )
+    return paired_difference(correct(candidate, split), correct(active, split), confidence)
 
 
 def settle(
@@ -178,13 +183,22 @@ def settle(
     imdb: Difference,
     feedback: Difference,
     settings: Settings,
+    look: int,
 ) -> None:
-    """Decide the run on both comparisons and record why, with the evidence."""
-    verdict = decide(imdb, feedback, settings.gate_max_imdb_drop, settings.gate_min_gain)
+    """Decide the run on both comparisons, feedback judged at its `look`, and record why, with
+    the evidence."""
+    verdict = decide(
+        imdb,
+        feedback,
+        settings.gate_max_imdb_drop,
+        settings.gate_min_gain,
+        look_confidence(settings.gate_confidence, look + 1),
+    )
     run.metrics = {
         "imdb": imdb.as_dict(),
         "feedback": feedback.as_dict(),
         "labels_needed": verdict.labels_needed,
+        "looks": look,
     }
     run.decision = verdict.reason
     run.status = {
@@ -303,17 +317,43 @@ def retrain(
             session.add(run)
             session.commit()
             started = time.monotonic()
+            interrupted = None
             try:
                 execute_run(settings, session, run, active)
-            except Exception as exc:
+            except BaseException as exc:  # an interrupted run too, or it would block the next
                 log.exception("retraining run %d failed", run.id)
                 session.rollback()
                 run.status, run.error = RunStatus.failed, f"{type(exc).__name__}: {exc}"
+                interrupted = None if isinstance(exc, Exception) else exc
             run.counts = dict(run.counts) | {"seconds": round(time.monotonic() - started, 1)}
             if run.status not in (RunStatus.waiting, RunStatus.shadow):
                 run.finished_at = utcnow()
             session.commit()
+            if interrupted is not None:
+                raise interrupted
             return run
+    finally:
+        engine.dispose()
+
+
+def fail_interrupted_runs(settings: Settings) -> int:
+    """Fail the runs a killed trainer left `running` (a run that can still catch its end fails
+    itself), so they do not block retraining until `STALE_RUN`; the trainer calls this as it
+    starts. Returns how many."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            failed = session.execute(
+                update(TrainingRun)
+                .where(TrainingRun.status == RunStatus.running)
+                .values(
+                    status=RunStatus.failed,
+                    error="the trainer stopped during the run",
+                    finished_at=utcnow(),
+                )
+            ).rowcount
+            session.commit()
+            return failed
     finally:
         engine.dispose()
 
@@ -383,8 +423,9 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
     try:
         metrics, fingerprint, candidate = train_into(staged, Dataset(rest, imdb.test), request)
         current = scorer_for(active)
-        imdb_difference = compare(candidate, current, gate_imdb, settings)
-        feedback_difference = compare(candidate, current, as_split(holdout), settings)
+        imdb_difference = compare(candidate, current, gate_imdb, settings.gate_confidence)
+        first_look = look_confidence(settings.gate_confidence, 1)
+        feedback_difference = compare(candidate, current, as_split(holdout), first_look)
         row = register_version(
             session,
             staged_dir=staged,
@@ -396,10 +437,10 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
             activate_if_none=False,
         )
     except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)  # registering moves it; a failure leaves it
+        shutil.rmtree(staged, ignore_errors=True)  # registering moves it away, or removes it
         raise
     run.candidate_version = row.version
-    settle(session, run, row.version, imdb_difference, feedback_difference, settings)
+    settle(session, run, row.version, imdb_difference, feedback_difference, settings, 1)
 
 
 def unlabeled_traffic(session: Session) -> tuple[str, ...]:
@@ -408,7 +449,8 @@ def unlabeled_traffic(session: Session) -> tuple[str, ...]:
 
 
 def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
-    """Judge a waiting run again on all the held-out feedback there is now."""
+    """Judge a waiting run again on all the held-out feedback there is now, once it has grown
+    by `LOOK_GROWTH` since the last look (each look spends some of the gate's error)."""
     active = active_version(session)
     candidate = get_version(session, run.candidate_version or "")
     if active is None or candidate is None or active.version != run.base_version:
@@ -416,12 +458,14 @@ def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
         return
     labeled, _ = collect_feedback(session)
     holdout = [item for item in labeled if held_out(item.review_id, settings.feedback_holdout)]
-    if len(holdout) == run.metrics["feedback"]["reviews"]:
-        return  # nothing new to judge on
-    feedback = compare(scorer_for(candidate), scorer_for(active), as_split(holdout), settings)
+    if len(holdout) <= LOOK_GROWTH * run.metrics["feedback"]["reviews"]:
+        return  # too little new to judge on
+    look = run.metrics.get("looks", 1) + 1
+    confidence = look_confidence(settings.gate_confidence, look)
+    feedback = compare(scorer_for(candidate), scorer_for(active), as_split(holdout), confidence)
     run.counts = dict(run.counts) | {"feedback_holdout": len(holdout)}
     imdb = Difference(**run.metrics["imdb"])
-    settle(session, run, candidate.version, imdb, feedback, settings)
+    settle(session, run, candidate.version, imdb, feedback, settings, look)
     if run.status not in (RunStatus.waiting, RunStatus.shadow):
         run.finished_at = utcnow()
 

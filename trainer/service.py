@@ -10,7 +10,7 @@ from celery import Celery
 from sentiment_core.db import RunTrigger
 from sentiment_core.queue import RETRAIN_TASK, TRAINING_QUEUE, create_celery
 from sentiment_core.settings import Settings
-from trainer.retrain import RunInProgress, retrain
+from trainer.retrain import RunInProgress, fail_interrupted_runs, retrain
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ def create_trainer_app(settings: Settings) -> Celery:
 
 
 def run_trainer(settings: Settings, loglevel: str = "INFO") -> None:
+    if failed := fail_interrupted_runs(settings):
+        log.warning("failed %d retraining runs that a stopped trainer left running", failed)
     app = create_trainer_app(settings)
     app.set_current()
     app.worker_main(

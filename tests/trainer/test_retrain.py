@@ -20,6 +20,7 @@ from sentiment_core.db import (
 from sentiment_core.gate import Difference
 from sentiment_core.labeling import held_out
 from sentiment_core.registry import active_version, get_version
+from sentiment_core.runs import running_run
 from sentiment_core.text import Preprocessor
 from tests.conftest import add_model
 from tests.factories import (
@@ -35,6 +36,7 @@ from trainer.retrain import (
     cap_share,
     choose_mode,
     collect_feedback,
+    fail_interrupted_runs,
     retrain,
     should_retrain,
     unlabeled_traffic,
@@ -202,6 +204,40 @@ def test_a_run_without_feedback_trains_nothing(settings, sessions, tiny_model, t
     assert run.status is RunStatus.rejected and run.candidate_version is None
     assert run.decision.startswith("too little feedback")
     assert run.counts["labeled_reviews"] == 0
+
+
+def test_an_interrupted_run_is_failed_and_blocks_no_later_run(
+    settings, sessions, tiny_model, monkeypatch
+) -> None:
+    import trainer.retrain
+
+    def interrupt(*args) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.retrain, "execute_run", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        retrain(settings, trigger=RunTrigger.admin, reason="test")
+    with sessions() as session:
+        (run,) = session.scalars(select(TrainingRun))
+        assert run.status is RunStatus.failed and run.error.startswith("KeyboardInterrupt")
+        assert run.finished_at is not None and running_run(session) is None
+
+
+def test_a_starting_trainer_fails_the_runs_a_killed_one_left_running(settings, sessions) -> None:
+    with sessions() as session:
+        session.add_all(
+            [
+                TrainingRun(trigger="admin", reason="killed", status=RunStatus.running),
+                TrainingRun(trigger="admin", reason="over", status=RunStatus.promoted),
+            ]
+        )
+        session.commit()
+    assert fail_interrupted_runs(settings) == 1
+    with sessions() as session:
+        runs = {run.reason: run for run in session.scalars(select(TrainingRun))}
+        assert runs["killed"].status is RunStatus.failed and runs["killed"].finished_at
+        assert runs["killed"].error == "the trainer stopped during the run"
+        assert runs["over"].status is RunStatus.promoted and running_run(session) is None
 
 
 def contrary_model(settings, tmp_path) -> str:

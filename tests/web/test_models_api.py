@@ -14,7 +14,7 @@ from sentiment_core.db import (
     TrainingRun,
     utcnow,
 )
-from sentiment_core.gate import Difference, decide
+from sentiment_core.gate import Difference, decide, look_confidence
 from tests.conftest import ADMIN_TOKEN, add_model
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -130,12 +130,14 @@ def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis,
 
 
 def test_training_runs_are_listed_newest_first(client, sessions) -> None:
-    imdb, feedback = Difference.from_counts(2000, 0, 0, 0.9), Difference.from_counts(60, 4, 1, 0.9)
-    verdict = decide(imdb, feedback, max_imdb_drop=0.005, min_gain=0.0)
+    imdb = Difference.from_counts(2000, 0, 0, 0.9)
+    feedback = Difference.from_counts(60, 4, 1, look_confidence(0.9, 2))  # judged a second time
+    verdict = decide(imdb, feedback, max_imdb_drop=0.005, min_gain=0.0, next_confidence=0.95)
     evidence = {
         "imdb": imdb.as_dict(),
         "feedback": feedback.as_dict(),
         "labels_needed": verdict.labels_needed,
+        "looks": 2,
     }
     with sessions() as session:
         session.add_all(
@@ -160,7 +162,7 @@ def test_training_runs_are_listed_newest_first(client, sessions) -> None:
     assert not running.strip() and not rejected.strip()
     words = re.sub(r"<[^>]+>", " ", shown).split()
     assert words[:4] == ["held-out", "feedback:", "+5.0", f"[{100 * feedback.low:+.1f},"]
-    assert "on 60 reviews, 90 %" in shown
+    assert "on 60 reviews, 98.5 %, look 2" in " ".join(shown.split())
 
 
 def add_shadow_run(sessions, base: str, candidate: str) -> int:
