@@ -1,6 +1,10 @@
+import shutil
+
 import pytest
 from sqlalchemy import event
 
+from sentiment_core.errors import Conflict
+from sentiment_core.operations import rollback_model
 from sentiment_core.registry import (
     activate_version,
     active_version,
@@ -19,12 +23,12 @@ def stage(settings, name: str, content: bytes = b"weights"):
     return folder
 
 
-def register(session, settings, name: str, content: bytes = b"weights"):
+def register(session, settings, name: str, content: bytes = b"weights", preset="seed"):
     return register_version(
         session,
         staged_dir=stage(settings, name, content),
         model_dir=settings.model_dir,
-        preset="seed",
+        preset=preset,
         metrics={"test_accuracy": 0.5},
     )
 
@@ -51,6 +55,39 @@ def test_later_versions_wait_for_activation(settings, sessions) -> None:
             ("v1", False),
         ]
         assert second.artifact_sha256 != list_versions(session)[1].artifact_sha256
+
+
+def test_a_new_version_never_moves_into_a_kept_folder(settings, sessions) -> None:
+    kept = stage(settings, "v1", b"a model from before the database was reset")
+    with sessions() as session:
+        row = register(session, settings, ".staging-a")
+    assert row.version == "v2"
+    assert (kept / "model.keras").read_bytes() == b"a model from before the database was reset"
+    assert sorted(path.name for path in kept.iterdir()) == ["model.keras", "preprocessor.json"]
+    assert row.artifact_sha256 == artifact_sha256(settings.model_dir / "v2")
+
+
+def test_a_failed_registration_removes_its_staged_folder(settings, sessions) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with sessions() as session, pytest.raises(IntegrityError):
+        register(session, settings, ".staging-a", preset=None)  # the database refuses the row
+    assert list(settings.model_dir.iterdir()) == []
+
+
+def test_activating_a_version_whose_artifact_is_gone_is_refused(settings, sessions) -> None:
+    with sessions() as session:
+        register(session, settings, ".staging-a")
+        register(session, settings, ".staging-b", b"other weights")
+        activate_version(session, "v2")
+    shutil.rmtree(settings.model_dir / "v1")
+    with sessions() as session, pytest.raises(Conflict, match="v1") as refused:
+        activate_version(session, "v1")
+    assert refused.value.code == "artifact_missing"
+    with pytest.raises(Conflict, match="v1"):
+        rollback_model(sessions=sessions)
+    with sessions() as session:
+        assert active_version(session).version == "v2"
 
 
 def test_activating_an_unknown_version_fails(settings, sessions) -> None:
