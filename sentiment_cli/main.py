@@ -35,6 +35,7 @@ QUICK_SAMPLES = 8000  # reviews for `up --quick`: a usable first model in about 
 # How long `up` waits for the first ready scoring worker: the `best` model's warm-up takes about
 # 20 s on 2 cores, far longer on a machine busy with something else.
 READY_TIMEOUT_S = 600
+NO_DATABASE = "no database yet: run `sentiment train` (or `sentiment db upgrade`)"
 
 
 @contextmanager
@@ -161,11 +162,32 @@ def pretrain(
     click.echo(f"pretrained {folder.name}: {meta['words']} words from {meta['texts']} reviews")
 
 
+def migrated_engine(url: str):
+    """An engine on `url` once the migrations have built its schema; else one line saying how
+    to build it, leaving no empty SQLite file behind (connecting would create one)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DatabaseError
+
+    from sentiment_core.db import make_engine
+
+    engine = make_engine(url)
+    no_file = engine.dialect.name == "sqlite" and not Path(engine.url.database or "").is_file()
+    try:
+        built = not no_file and inspect(engine).has_table("alembic_version")
+    except DatabaseError as exc:  # a server that is down, a file that is no database
+        reason = str(exc.orig).splitlines()[0]
+        raise click.ClickException(f"cannot open the database: {reason}") from exc
+    if not built:
+        engine.dispose()
+        raise click.ClickException(NO_DATABASE)
+    return engine
+
+
 def make_sessions():
     """A sessionmaker on DATABASE_URL."""
-    from sentiment_core.db import make_engine, make_sessionmaker
+    from sentiment_core.db import make_sessionmaker
 
-    return make_sessionmaker(make_engine(Settings.from_env().database_url))
+    return make_sessionmaker(migrated_engine(Settings.from_env().database_url))
 
 
 def sessions():
@@ -283,7 +305,10 @@ def models_rollback() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True,
+    help="gunicorn worker processes.",
+)  # fmt: skip
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -339,7 +364,7 @@ def share_metrics(settings: Settings) -> None:
 
 @cli.command()
 @click.option(
-    "--concurrency", default=1, show_default=True,
+    "--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
     help="Scoring processes: 1 scores in the worker's own process, more fork a pool.",
 )  # fmt: skip
 @click.option(
@@ -405,8 +430,10 @@ def retrain(reason: str) -> None:
     from sentiment_core.schemas import RunPublic
     from trainer.retrain import retrain as run_retraining
 
+    settings = Settings.from_env()
+    migrated_engine(settings.database_url).dispose()  # no database yet: one line, not a traceback
     with user_errors():  # a run in progress, no active model, unreadable data
-        run = run_retraining(Settings.from_env(), trigger=RunTrigger.admin, reason=reason)
+        run = run_retraining(settings, trigger=RunTrigger.admin, reason=reason)
     if run is None:
         raise click.ClickException("the run did not start")
     click.echo(json.dumps(RunPublic().dump(run)))
@@ -422,7 +449,10 @@ def retrain(reason: str) -> None:
 )  # fmt: skip
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-@click.option("--workers", default=1, show_default=True, help="Scoring worker processes.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Scoring worker processes.",
+)  # fmt: skip
 def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     """Migrate, start an embedded Redis if REDIS_URL is unset, train a first model if none is
     registered, then run workers, trainer, beat and web together until Ctrl-C; the service is

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,29 @@ def test_train_on_a_bad_file_fails_with_one_line(settings, tmp_path) -> None:
     assert not settings.model_dir.exists() or not any(settings.model_dir.iterdir())
 
 
+def test_a_failed_training_run_leaves_no_staged_folder(settings, tmp_path) -> None:
+    data = write_jsonl(tmp_path / "reviews.jsonl")
+    result = sentiment(settings, "train", "--data", str(data), "--preset", "tiny", "--seed", "-1")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "Error: Seed must be between 0 and 2**32 - 1"
+    assert not any(settings.model_dir.iterdir())
+
+
+def test_an_official_folder_without_test_reviews_is_refused_in_one_line(
+    settings, tiny_model, tmp_path
+) -> None:
+    folder = write_imdb_folder(tmp_path / "data")
+    shutil.rmtree(folder / "test")
+    evaluated = sentiment(settings, "evaluate", "--data", str(folder))
+    trained = sentiment(settings, "train", "--data", str(folder), "--preset", "tiny")
+    for result in (evaluated, trained):
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.splitlines()[-1] == (
+            f"Error: {folder}: no aclImdb/test/{{pos,neg}}/*.txt reviews found"
+        )
+    assert [version.name for version in settings.model_dir.iterdir()] == [tiny_model]
+
+
 def test_db_upgrade_creates_the_schema(tmp_path) -> None:
     with empty_database(tmp_path) as url:
         result = sentiment(Settings(var_dir=tmp_path, database_url=url), "db", "upgrade")
@@ -95,6 +119,27 @@ def test_db_upgrade_creates_the_schema(tmp_path) -> None:
         tables = set(inspect(engine).get_table_names())
         engine.dispose()
     assert {"reviews", "feedback", "model_versions", "alembic_version"} <= tables
+
+
+def test_commands_that_read_the_database_need_one_in_one_line(tmp_path) -> None:
+    data = write_jsonl(tmp_path / "mine.jsonl")
+    with empty_database(tmp_path) as url:
+        settings = Settings(var_dir=tmp_path, database_url=url, model_dir=tmp_path / "models")
+        for command in (
+            ["predict", "hello"],
+            ["explain", "hello"],
+            ["evaluate", "--data", str(data)],
+            ["models", "list"],
+            ["models", "activate", "v1"],
+            ["models", "rollback"],
+            ["retrain"],
+        ):
+            result = sentiment(settings, *command)
+            assert result.returncode == 1, command
+            assert result.stderr == (
+                "Error: no database yet: run `sentiment train` (or `sentiment db upgrade`)\n"
+            ), command
+    assert not (tmp_path / "new.db").exists()  # asking made no empty SQLite file
 
 
 def test_evaluate_prints_metrics_for_a_labeled_file(settings, tiny_model, tmp_path) -> None:
@@ -143,6 +188,16 @@ def test_services_need_a_broker(settings, monkeypatch) -> None:
         assert result.returncode == 1
         assert result.stderr.strip() == (
             "Error: REDIS_URL is not set (`sentiment up` starts a Redis itself)"
+        )
+
+
+def test_process_counts_must_be_at_least_one(settings, monkeypatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    for command, option in (("up", "--workers"), ("web", "--workers"), ("worker", "--concurrency")):
+        result = sentiment(settings, command, option, "0")
+        assert result.returncode == 2
+        assert result.stderr.splitlines()[-1] == (
+            f"Error: Invalid value for '{option}': 0 is not in the range x>=1."
         )
 
 

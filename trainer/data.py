@@ -150,8 +150,11 @@ def _imdb_members(path: Path) -> Iterator[tuple[str, bytes]]:
             if (_IMDB_MEMBER.search(name) or _URL_MEMBER.search(name)) and file.is_file():
                 yield name, file.read_bytes()
         return
+    # A gzip archive read as one says why it is unreadable; guessing, tarfile lists every
+    # method it tried, a line each.
+    gzipped = path.name.lower().endswith("gz")
     try:
-        with tarfile.open(path) as archive:
+        with tarfile.open(path, "r:gz") if gzipped else tarfile.open(path) as archive:
             for member in archive:
                 if member.isfile() and (
                     _IMDB_MEMBER.search(member.name) or _URL_MEMBER.search(member.name)
@@ -160,7 +163,8 @@ def _imdb_members(path: Path) -> Iterator[tuple[str, bytes]]:
                     assert handle is not None
                     yield member.name, handle.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable tar archive ({exc})") from exc
+        reason = " ".join(str(exc).split())
+        raise DataError(f"{path}: not a readable tar archive ({reason})") from exc
 
 
 def _read_imdb(path: Path) -> tuple[dict, dict]:
@@ -217,8 +221,9 @@ def load_unlabeled(path: Path, exclude: Sequence[str] = ()) -> list[str]:
 
 
 def _checked(dataset: Dataset, path: Path) -> Dataset:
-    if not dataset.train.texts:
-        raise DataError(f"{path}: no aclImdb/train/{{pos,neg}}/*.txt reviews found")
+    for name, split in (("train", dataset.train), ("test", dataset.test)):
+        if not split.texts:
+            raise DataError(f"{path}: no aclImdb/{name}/{{pos,neg}}/*.txt reviews found")
     return dataset
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 import sys
 import time
 import uuid
@@ -62,11 +63,11 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
     first model and every candidate are compared on reviews none of them has seen.
     """
     request = with_pretrained(request, settings)
-    staged = staging_dir(settings)
     _, rest = dataset.train.hold_out(settings.gate_imdb_reviews)
-    metrics, fingerprint, _ = train_into(staged, Dataset(rest, dataset.test), request)
+    staged = staging_dir(settings)
     engine = make_engine(settings.database_url)
     try:
+        metrics, fingerprint, _ = train_into(staged, Dataset(rest, dataset.test), request)
         with make_sessionmaker(engine)() as session:
             return register_version(
                 session,
@@ -76,6 +77,9 @@ def train_and_register(settings: Settings, dataset: Dataset, request: TrainReque
                 metrics=metrics,
                 data_fingerprint=fingerprint,
             )
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)  # a failed run leaves no half-written folder
+        raise
     finally:
         engine.dispose()
 

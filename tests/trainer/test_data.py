@@ -72,6 +72,26 @@ def test_missing_path_and_empty_folder_are_errors(tmp_path) -> None:
         load_dataset(tmp_path)
 
 
+def test_an_official_folder_without_test_reviews_is_an_error(tmp_path) -> None:
+    folder = write_imdb_folder(tmp_path)
+    for review in (folder / "test").rglob("*.txt"):
+        review.unlink()
+    for load in (load_dataset, load_labeled):
+        with pytest.raises(DataError) as raised:
+            load(folder)
+        assert str(raised.value) == f"{folder}: no aclImdb/test/{{pos,neg}}/*.txt reviews found"
+
+
+def test_an_archive_damaged_in_its_header_is_one_line(tmp_path) -> None:
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(write_imdb_folder(tmp_path / "src"), arcname="aclImdb")
+    archive.write_bytes(b"\0" + archive.read_bytes()[1:])  # the gzip magic number, broken
+    with pytest.raises(DataError) as raised:
+        load_dataset(archive)
+    assert str(raised.value) == f"{archive}: not a readable tar archive (not a gzip file)"
+
+
 def test_invalid_utf8_is_an_error(tmp_path) -> None:
     path = tmp_path / "r.csv"
     path.write_bytes(b"review,sentiment\n\xff\xfe,positive\n")
