@@ -27,6 +27,10 @@ from worker import metrics
 
 log = logging.getLogger(__name__)
 
+# Ids a claim names in one statement: a batch of BATCH_SIZE messages of up to 1,000 reviews each
+# can pass the 65,535 values PostgreSQL takes in one statement.
+CLAIM_CHUNK = 10_000
+
 
 class NoActiveModel(RuntimeError):
     pass
@@ -137,24 +141,31 @@ def score_batch(
     """
     token = uuid.uuid4().hex
     with sessions() as session:
-        claimed = session.execute(
-            update(Review)
-            .where(Review.id.in_(review_ids), Review.status == ReviewStatus.queued)
-            .values(
-                status=ReviewStatus.scoring,
-                attempts=Review.attempts + 1,
-                claim=token,
-                updated_at=utcnow(),
-            )
-            .returning(
-                Review.id,
-                Review.text,
-                Review.created_at,
-                Review.attempts,
-                Review.error,
-                Review.submission,
-            )
-        ).all()
+        claimed = [
+            row
+            for start in range(0, len(review_ids), CLAIM_CHUNK)
+            for row in session.execute(
+                update(Review)
+                .where(
+                    Review.id.in_(review_ids[start : start + CLAIM_CHUNK]),
+                    Review.status == ReviewStatus.queued,
+                )
+                .values(
+                    status=ReviewStatus.scoring,
+                    attempts=Review.attempts + 1,
+                    claim=token,
+                    updated_at=utcnow(),
+                )
+                .returning(
+                    Review.id,
+                    Review.text,
+                    Review.created_at,
+                    Review.attempts,
+                    Review.error,
+                    Review.submission,
+                )
+            ).all()
+        ]
         session.commit()
         exhausted = [row for row in claimed if row.attempts > max_attempts]
         claimed = [row for row in claimed if row.attempts <= max_attempts]

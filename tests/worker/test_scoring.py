@@ -59,6 +59,17 @@ def test_a_batch_records_the_words_its_model_does_not_know(sessions, tiny_model)
     ]
 
 
+def test_a_batch_of_more_ids_than_one_statement_takes_is_claimed_whole(
+    sessions, tiny_model
+) -> None:
+    """A worker's batch joins up to BATCH_SIZE messages of up to 1,000 ids: more values than
+    PostgreSQL takes in one statement (65,535)."""
+    ids = add_reviews(sessions, [POSITIVE[0], NEGATIVE[0]])
+    absent = range(max(ids) + 1, max(ids) + 70_001)  # gone, or never there: claimed as none
+    assert score_batch(sessions, ModelCache(), [ids[0], *absent, ids[1]]) == 2
+    assert {r.status for r in reviews(sessions, ids).values()} == {ReviewStatus.done}
+
+
 def test_scoring_twice_changes_nothing(sessions, tiny_model) -> None:
     ids = add_reviews(sessions, [POSITIVE[2]])
     models = ModelCache()
