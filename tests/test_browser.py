@@ -19,6 +19,7 @@ from sentiment_core.db import (
     make_sessionmaker,
 )
 from tests.factories import NEGATIVE, POSITIVE
+from web.pages import LABEL_BATCH
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -213,6 +214,35 @@ def test_markup_in_an_explained_review_stays_text(service, browser) -> None:
     assert browser.execute_script("return window.pwned") is None
 
 
+def test_skipping_a_whole_batch_of_the_label_queue_shows_the_next(service, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings, base = service
+    engine = make_engine(settings.database_url)
+    unsure = Sentiment.of(0.5)
+    with make_sessionmaker(engine)() as session:
+        session.add_all(
+            Review(text=f"unsure {i}", status=ReviewStatus.done, score=0.5, sentiment=unsure)
+            for i in range(LABEL_BATCH + 5)
+        )
+        session.commit()
+    engine.dispose()
+
+    def shown() -> str | None:
+        items = browser.find_elements(By.CSS_SELECTOR, "#label-queue li:not([hidden])")
+        return items[0].get_attribute("data-id") if items else None
+
+    browser.get(f"{base}/label")
+    skipped = set()
+    for _ in range(LABEL_BATCH):
+        skipped.add(shown())
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.SPACE)
+        WebDriverWait(browser, 15).until(lambda _: shown() not in skipped)
+    assert shown() is not None and len(skipped) == LABEL_BATCH
+
+
 def test_the_label_queue_takes_labels_from_the_keyboard(service, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -251,5 +281,5 @@ def test_the_label_queue_takes_labels_from_the_keyboard(service, browser) -> Non
     press(Keys.SPACE, "Skipped.")
     assert shown() == sure
     # The queue fetched again holds only the skipped review, which stays skipped.
-    press(Keys.ARROW_RIGHT, "Nothing to label")
+    press(Keys.ARROW_RIGHT, "Nothing left to label but the reviews you skipped.")
     assert sorted(feedback_rows(settings)) == sorted([(unsure, "negative"), (sure, "positive")])

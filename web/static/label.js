@@ -1,12 +1,13 @@
 // The label queue, one review at a time: ← negative, → positive, space skips. Each label is
 // posted as ordinary feedback; when the queue shown runs out, the next one is fetched, less the
-// reviews skipped on this page.
+// reviews skipped on this page (asking for as many more as were skipped, up to a page's most).
 (function () {
   const root = document.getElementById("labeling");
   const list = document.getElementById("label-queue");
   const status = document.getElementById("label-status");
   const buttons = root.querySelector(".label-buttons");
   const skipped = new Set();
+  const MAX_PER_PAGE = 100;
   let busy = false;
 
   const current = () => list.querySelector("li:not([hidden])");
@@ -14,10 +15,16 @@
     const items = [...list.children];
     items.forEach((item, i) => (item.hidden = i > 0));
     buttons.hidden = items.length === 0;
-    if (!items.length) status.textContent = "Nothing to label: every scored review has a label.";
+    if (items.length) return;
+    status.textContent = skipped.size
+      ? "Nothing left to label but the reviews you skipped."
+      : "Nothing to label: every scored review has a label.";
   };
   const refill = async () => {
-    const response = await fetch(root.dataset.queue, { headers: { Accept: "application/json" } });
+    const perPage = Math.min(MAX_PER_PAGE, Number(root.dataset.batch) + skipped.size);
+    const response = await fetch(`${root.dataset.queue}?per_page=${perPage}`, {
+      headers: { Accept: "application/json" },
+    });
     const { items } = await response.json();
     for (const review of items.filter((r) => !skipped.has(r.id))) {
       const item = document.createElement("li");
