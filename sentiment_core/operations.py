@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 from redis import Redis
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -257,22 +257,39 @@ def request_explanation(
             enqueue_explanation(celery, explanation.id)
         except Exception as exc:
             log.exception("enqueueing explanation %d failed", explanation.id)
-            explanation.status = ExplanationStatus.failed
-            explanation.error = "the explanation queue was unavailable"
+            failed = session.execute(  # unless a worker took it: the message got through
+                update(Explanation)
+                .where(
+                    Explanation.id == explanation.id,
+                    Explanation.status == ExplanationStatus.queued,
+                    Explanation.claim.is_(None),
+                )
+                .values(
+                    status=ExplanationStatus.failed, error="the explanation queue was unavailable"
+                )
+                .returning(Explanation.id)
+            ).first()
             session.commit()
-            raise Unavailable("queue_unavailable", "the explanation queue is unavailable") from exc
+            if failed:
+                raise Unavailable(
+                    "queue_unavailable", "the explanation queue is unavailable"
+                ) from exc
+            session.refresh(explanation)
         return explanation, True
 
 
 def find_explanation(*, sessions: sessionmaker[Session], review_id: int) -> Explanation:
-    """The review's most recently requested explanation."""
+    """The review's explanation by the active model, else the one first requested last (a
+    request re-queues a failed one in place, so it takes no new id)."""
     with sessions() as session:
         if _review(session, review_id) is None:
             raise NotFound("not_found", f"no review {review_id}")
+        active = active_version(session)
+        by_active = Explanation.model_version == (active.version if active else None)
         explanation = session.scalar(
             select(Explanation)
             .where(Explanation.review_id == review_id)
-            .order_by(Explanation.id.desc())
+            .order_by(case((by_active, 0), else_=1), Explanation.id.desc())
             .limit(1)
         )
         if explanation is None:

@@ -367,7 +367,7 @@ def show_explanation(review_id: int):
     """
     ---
     get:
-      summary: The review's latest requested explanation, queued, done or failed
+      summary: The review's explanation by the active model, else the latest requested
       parameters:
         - review_id
       responses:

@@ -42,6 +42,54 @@ def test_an_explanation_is_queued_then_answered_once_computed(
     assert again.status_code == 200 and again.json == done
 
 
+def test_a_broker_error_after_a_worker_explained_it_keeps_the_explanation(
+    app, client, sessions, tiny_model, monkeypatch
+) -> None:
+    """The broker can raise once the message is through (a reply lost): what the worker
+    explained stands, and the request is answered with it."""
+    from web.services import get_services
+
+    def deliver_then_time_out(name, args, **kwargs):
+        explain_one(sessions, ModelCache(), args[0])
+        raise ConnectionError("timed out reading the reply")
+
+    review_id = scored_review(sessions, "A wonderful film")
+    url = f"/api/v1/reviews/{review_id}/explanation"
+    monkeypatch.setattr(get_services(app).celery, "send_task", deliver_then_time_out)
+    answered = client.post(url)
+    assert answered.status_code == 200 and answered.json["status"] == "done"
+    assert client.get(url).json == answered.json
+
+
+def test_the_explanation_shown_is_the_active_models(
+    settings, client, sessions, tiny_model, tiny_artifact
+) -> None:
+    """v1's explanation failed and is asked for again, in place, after v2 explained the review."""
+    from sentiment_core.db import ExplanationStatus
+    from sentiment_core.registry import activate_version
+    from tests.conftest import add_model
+
+    review_id = scored_review(sessions, "A wonderful film")
+    url = f"/api/v1/reviews/{review_id}/explanation"
+    second = add_model(settings, tiny_artifact, activate=False)
+    with sessions() as session:
+        session.add_all(
+            [
+                Explanation(
+                    review_id=review_id, model_version=tiny_model, status=ExplanationStatus.failed
+                ),
+                Explanation(
+                    review_id=review_id, model_version=second, status=ExplanationStatus.done
+                ),
+            ]
+        )
+        session.commit()
+    assert client.get(url).json["model_version"] == tiny_model  # the active model's
+    with sessions() as session:
+        activate_version(session, second)
+    assert client.get(url).json["model_version"] == second
+
+
 def test_an_explanation_needs_a_scored_review(client, sessions, tiny_model) -> None:
     with sessions() as session:
         review = Review(text="waiting", status=ReviewStatus.queued)
