@@ -9,6 +9,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from sentiment_core.db import Feedback, Review, RunStatus, Sentiment, TrainingRun, utcnow
+from sentiment_core.errors import Conflict
 from sentiment_core.registry import activate_version
 
 STALE_RUN = timedelta(hours=6)  # a run still "running" after this long has died; don't wait on it
@@ -81,10 +82,14 @@ def shadow_figures(session: Session, run: TrainingRun) -> ShadowFigures:
 
 def close_run(session: Session, run: TrainingRun, promote: bool, reason: str) -> None:
     """Close a run that waits for labels or scores in shadow: activate its candidate, or reject
-    it; commits."""
+    it, as also when its artifact is gone; commits."""
     run.status = RunStatus.promoted if promote else RunStatus.rejected
     run.decision = reason
     run.finished_at = utcnow()
     if promote and run.candidate_version:
-        activate_version(session, run.candidate_version)  # commits
+        try:
+            activate_version(session, run.candidate_version)  # commits
+        except Conflict as exc:  # no worker could load it: the run must not stay open for it
+            run.status = RunStatus.rejected
+            run.decision = f"{reason}; not promoted: {exc.message}"
     session.commit()

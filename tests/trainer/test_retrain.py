@@ -1,3 +1,4 @@
+import shutil
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -308,6 +309,30 @@ def test_a_candidate_that_passes_the_gate_scores_in_shadow_first(
     assert passed.metrics["shadow"]["share"] == settings.shadow_share
     with sessions() as session:
         assert active_version(session).version == tiny_model  # not live yet
+
+
+def test_a_candidate_whose_artifact_is_gone_is_rejected_at_the_end_of_its_shadow_period(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    with sessions() as session:
+        run = TrainingRun(
+            trigger="admin",
+            reason="test",
+            status=RunStatus.shadow,
+            base_version=tiny_model,
+            candidate_version=candidate,
+            metrics={"shadow": {"until": utcnow().isoformat(), "share": 1}},
+            decision="passed the gate",
+        )
+        session.add(run)
+        session.commit()
+        shutil.rmtree(get_version(session, candidate).artifact_path)
+    decided = retrain(settings, trigger=RunTrigger.schedule)
+    assert decided.status is RunStatus.rejected and decided.finished_at is not None
+    assert f"not promoted: model {candidate}: its artifact at" in decided.decision
+    with sessions() as session:
+        assert active_version(session).version == tiny_model
 
 
 @pytest.mark.parametrize("labels_side_with_candidate", [True, False])
