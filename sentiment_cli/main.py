@@ -458,6 +458,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     registered, then run workers, trainer, beat and web together until Ctrl-C; the service is
     up once /readyz says a scoring worker holds the model, warm."""
     from sentiment_cli.processes import (
+        check_port,
         interrupt_on_sigterm,
         start_redis,
         stop,
@@ -470,6 +471,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     from trainer.pretrain import latest_artifact
 
     settings = Settings.from_env()
+    check_port(host, port)
     share_metrics(settings)
     for stale in settings.metrics_dir.glob("*.db"):  # counters start again with the pool
         stale.unlink()

@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,19 @@ def test_an_official_folder_without_test_reviews_is_refused_in_one_line(
             f"Error: {folder}: no aclImdb/test/{{pos,neg}}/*.txt reviews found"
         )
     assert [version.name for version in settings.model_dir.iterdir()] == [tiny_model]
+
+
+def test_up_refuses_a_port_in_use_before_it_starts_anything(settings) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = sentiment(settings, "up", "--port", str(port))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"
+    )
+    assert not (settings.var_dir / "redis").exists()
 
 
 def test_db_upgrade_creates_the_schema(tmp_path) -> None:
