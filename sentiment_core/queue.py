@@ -21,6 +21,7 @@ RECONCILE_TASK = "worker.reconcile"
 MAINTENANCE_QUEUE = "maintenance"
 WORKER_QUEUES = (SCORING_QUEUE, MAINTENANCE_QUEUE, EXPLANATION_QUEUE)  # what a worker serves
 VISIBILITY_TIMEOUT_S = 3600
+BROKER_TIMEOUT_S = 5  # above the 1 s a worker's BRPOP blocks for
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -36,7 +37,13 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=2 * settings.batch_size,
         broker_connection_retry_on_startup=True,
         # Longer than any batch takes; a message unacknowledged this long is delivered again.
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        # Without socket timeouts kombu waits forever on a Redis that accepts and never answers
+        # (paused, partitioned), and a submission holds its web thread as long.
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            "socket_timeout": BROKER_TIMEOUT_S,
+            "socket_connect_timeout": BROKER_TIMEOUT_S,
+        },
         worker_hijack_root_logger=False,
         # A prefork pool process loads and compiles its model before it takes work (about 30 s
         # for the `best` model on 2 cores); Celery's default would kill it after 4 s.

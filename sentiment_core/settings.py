@@ -8,7 +8,9 @@ configuration table is checked against it (tests/sentiment_core/test_settings.py
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,14 +32,27 @@ NOT_NEGATIVE: Accepts = (lambda v: v >= 0, "{a} {noun} of 0 or more")
 SHARE: Accepts = (lambda v: 0 < v < 1, "{a} {noun} between 0 and 1")
 FRACTION: Accepts = (lambda v: 0 < v <= 1, "{a} {noun} above 0, at most 1")
 RETRAIN_MODES: Accepts = (lambda v: v in ("fine-tune", "scratch"), '"fine-tune" or "scratch"')
+# flask-limiter's rate limits ("120/minute", "10 per second; 1000 per day"): checked here, where
+# a bad one stops every process at start; flask-limiter would skip it and limit nothing.
+_RATE = r"\s*\d+\s*(?:/|per)\s*(?:\d+\s*)?(?:second|minute|hour|day|month|year)s?\s*"
+RATE_LIMITS: Accepts = (
+    lambda v: re.fullmatch(f"{_RATE}(?:[,;|]{_RATE})*", v, re.IGNORECASE) is not None,
+    'a rate limit such as "120/minute" or "10 per second; 1000 per day"',
+)
 # How a variable's text becomes its setting's type (the field's annotation), and that type's name.
 PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "str": (str, "text"),
     "str | None": (lambda raw: raw or None, "text"),
     "Path": (lambda raw: Path(raw).resolve() if raw else Path(), "path"),
     "int": (lambda raw: int(raw.strip()), "integer"),
-    "float": (lambda raw: float(raw.strip()), "number"),
+    "float": (lambda raw: finite(float(raw.strip())), "number"),
 }
+
+
+def finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    return value
 
 
 def setting(env: str, default: Any, accepts: Accepts = ANY) -> Any:
@@ -67,8 +82,8 @@ class Settings:
     secret_key: str = setting("SECRET_KEY", "")
     # allows activating models and starting retraining; empty: nobody can
     admin_token: str = setting("ADMIN_TOKEN", "")
-    submit_rate_limit: str = setting("SUBMIT_RATE_LIMIT", "120/minute")  # per client
-    feedback_rate_limit: str = setting("FEEDBACK_RATE_LIMIT", "60/minute")  # per client
+    submit_rate_limit: str = setting("SUBMIT_RATE_LIMIT", "120/minute", RATE_LIMITS)  # per client
+    feedback_rate_limit: str = setting("FEEDBACK_RATE_LIMIT", "60/minute", RATE_LIMITS)
     # where rate-limit counters live; empty: the broker's Redis
     ratelimit_storage_url: str = setting("RATELIMIT_STORAGE_URL", "")
     # Reviews that may wait to be scored (queued or scoring); a submission that would take them

@@ -181,7 +181,7 @@ def _read_imdb(path: Path) -> tuple[dict, dict]:
 def _load_imdb(path: Path) -> Dataset:
     reviews, urls = _read_imdb(path)
     extras = path.parent / EXTRAS_ARCHIVE
-    if not urls and path.is_file() and extras.is_file():
+    if not urls and extras.is_file():
         urls = _read_imdb(extras)[1]
     splits = {"train": Split(), "test": Split()}
     for (split, polarity, number), text in sorted(reviews.items()):
@@ -189,9 +189,9 @@ def _load_imdb(path: Path) -> Dataset:
             lines = urls.get((split, polarity), [])
             movie = _MOVIE.search(lines[number]) if number < len(lines) else None
             splits[split].add(text, int(polarity == "pos"), movie[1] if movie else "")
-    for split in splits.values():  # a movie for every review, or for none
-        if not all(split.groups):
-            split.groups = []
+    for split in splits.values():  # a movie for every review (its own where none is named), or none
+        named = any(split.groups)
+        split.groups = [g or f"review {i}" for i, g in enumerate(split.groups)] if named else []
     return _checked(Dataset(**splits), path)
 
 
@@ -230,7 +230,7 @@ def _checked(dataset: Dataset, path: Path) -> Dataset:
 def _read_csv(path: Path) -> Split:
     split = Split()
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM too
             reader = csv.DictReader(handle)
             if not reader.fieldnames or not {"review", "sentiment"} <= set(reader.fieldnames):
                 raise DataError(f"{path}: CSV needs the columns review,sentiment")
@@ -238,13 +238,15 @@ def _read_csv(path: Path) -> Split:
                 split.add(row["review"] or "", parse_label(row["sentiment"], f"{path}:{line}"))
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except csv.Error as exc:
+        raise DataError(f"{path}: not CSV after line {reader.line_num} ({exc})") from exc
     return split
 
 
 def _read_jsonl(path: Path) -> Split:
     split = Split()
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:
             for line, raw in enumerate(handle, start=1):
                 if not raw.strip():
                     continue

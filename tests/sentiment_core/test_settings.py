@@ -41,6 +41,14 @@ def test_environment_overrides_defaults(monkeypatch, tmp_path) -> None:
         ("FEEDBACK_HOLDOUT", "1.5", 'FEEDBACK_HOLDOUT must be a number between 0 and 1, got "1.5"'),
         ("RETRAIN_EVERY_S", "soon", 'RETRAIN_EVERY_S must be a positive number, got "soon"'),
         ("GATE_MIN_GAIN", "", 'GATE_MIN_GAIN must be a number, got ""'),
+        ("GATE_MIN_GAIN", "nan", 'GATE_MIN_GAIN must be a number, got "nan"'),
+        ("RECONCILE_AFTER_S", "inf", 'RECONCILE_AFTER_S must be a positive number, got "inf"'),
+        (
+            "SUBMIT_RATE_LIMIT",
+            "lots",
+            'SUBMIT_RATE_LIMIT must be a rate limit such as "120/minute" or "10 per second; '
+            '1000 per day", got "lots"',
+        ),
     ],
 )
 def test_a_bad_value_is_refused_with_the_variable_and_what_it_expects(
@@ -50,6 +58,14 @@ def test_a_bad_value_is_refused_with_the_variable_and_what_it_expects(
     with pytest.raises(SettingsError) as raised:
         Settings.from_env()
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("value", ["120/minute", "10 per second; 1000 per day", "5/2 hours"])
+def test_rate_limits_in_flask_limiters_notation_are_taken(monkeypatch, value) -> None:
+    from limits import parse_many
+
+    monkeypatch.setenv("FEEDBACK_RATE_LIMIT", value)
+    assert Settings.from_env().feedback_rate_limit == value and parse_many(value)
 
 
 def test_a_bad_setting_stops_the_command_line_in_one_line(monkeypatch) -> None:

@@ -55,6 +55,7 @@ def test_reads_csv_and_json_lines_with_an_80_20_split(tmp_path, write) -> None:
         ("r.jsonl", '["hi", 1]\n', 'r.jsonl:1: expected an object with "text"'),
         ("r.jsonl", "", "no labeled reviews"),
         ("r.tar.gz", "not a tarball", "not a readable tar archive"),
+        ("r.csv", f"review,sentiment\n{'x' * 200_000},positive\n", "r.csv: not CSV after line 1"),
         ("r.parquet", "x", "unknown data shape"),
     ],
 )
@@ -149,6 +150,31 @@ def test_an_extras_archive_beside_a_labeled_archive_gives_the_movies(tmp_path) -
         for url_file in folder.glob("*/urls_*.txt"):
             tar.add(url_file, arcname=f"aclImdb/{url_file.relative_to(folder)}")
     assert load_dataset(labeled).train.groups == load_dataset(folder).train.groups != []
+
+
+def test_url_files_beside_a_folder_and_a_review_whose_line_is_missing(tmp_path) -> None:
+    """The extras archive serves a folder as it serves an archive; a review whose URL line is
+    missing is a movie of its own, and the others keep theirs."""
+    source = write_imdb_folder(tmp_path / "src", urls=True)
+    folder = write_imdb_folder(tmp_path / "data" / "aclImdb")
+    with tarfile.open(folder.parent / data.EXTRAS_ARCHIVE, "w:gz") as tar:
+        for url_file in source.glob("*/urls_*.txt"):
+            tar.add(url_file, arcname=f"aclImdb/{url_file.relative_to(source)}")
+    assert load_dataset(folder).train.groups == load_dataset(source).train.groups != []
+    before = load_dataset(source).train.groups
+    urls = source / "train" / "urls_pos.txt"
+    urls.write_text("".join(urls.read_text().splitlines(keepends=True)[:-1]))
+    after = load_dataset(source).train.groups
+    changed = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
+    assert len(changed) == 1 and changed[0][1].startswith("review ")
+
+
+@pytest.mark.parametrize("write", [write_csv, write_jsonl])
+def test_files_that_start_with_a_byte_order_mark_are_read(tmp_path, write) -> None:
+    suffix = ".csv" if write is write_csv else ".jsonl"
+    path = write(tmp_path / f"reviews{suffix}")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(load_labeled(path).texts) == ALL
 
 
 def test_validation_holds_out_whole_movies(tmp_path) -> None:
