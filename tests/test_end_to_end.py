@@ -237,14 +237,12 @@ def port_open(port: int) -> bool:
 
 def test_sentiment_up_fails_when_a_service_stops_before_ready(settings, tiny_model) -> None:
     settings = replace(settings, redis_url=None)
-    with socket.socket() as taken:  # the web cannot bind its port
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "sentiment_cli.main", "up", "--port", str(port)],
-            cwd=ROOT, env=service_env(settings), capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+    port = free_port()
+    env = service_env(settings) | {"GUNICORN_CMD_ARGS": "--no-such-option"}  # the web stops
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment_cli.main", "up", "--port", str(port)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     assert "sentiment service is up" not in result.stdout
     assert f"web --host 127.0.0.1 --port {port}" in result.stderr.splitlines()[-1]
