@@ -311,22 +311,29 @@ def test_a_candidate_that_passes_the_gate_scores_in_shadow_first(
         assert active_version(session).version == tiny_model  # not live yet
 
 
-def test_a_candidate_whose_artifact_is_gone_is_rejected_at_the_end_of_its_shadow_period(
-    settings, sessions, tiny_model, tmp_path
-) -> None:
-    candidate = contrary_model(settings, tmp_path)
+def add_shadow_run(sessions, base: str, candidate: str, until) -> int:
+    """A run whose candidate passed the gate and scores in shadow until `until`."""
     with sessions() as session:
         run = TrainingRun(
             trigger="admin",
             reason="test",
             status=RunStatus.shadow,
-            base_version=tiny_model,
+            base_version=base,
             candidate_version=candidate,
-            metrics={"shadow": {"until": utcnow().isoformat(), "share": 1}},
+            metrics={"shadow": {"until": until.isoformat(), "share": 1}},
             decision="passed the gate",
         )
         session.add(run)
         session.commit()
+        return run.id
+
+
+def test_a_candidate_whose_artifact_is_gone_is_rejected_at_the_end_of_its_shadow_period(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    add_shadow_run(sessions, tiny_model, candidate, until=utcnow())
+    with sessions() as session:
         shutil.rmtree(get_version(session, candidate).artifact_path)
     decided = retrain(settings, trigger=RunTrigger.schedule)
     assert decided.status is RunStatus.rejected and decided.finished_at is not None
@@ -340,19 +347,7 @@ def test_after_its_shadow_period_live_feedback_decides(
     settings, sessions, tiny_model, tmp_path, labels_side_with_candidate
 ) -> None:
     candidate = contrary_model(settings, tmp_path)
-    with sessions() as session:
-        run = TrainingRun(
-            trigger="admin",
-            reason="test",
-            status=RunStatus.shadow,
-            base_version=tiny_model,
-            candidate_version=candidate,
-            metrics={"shadow": {"until": (utcnow() + timedelta(hours=1)).isoformat(), "share": 1}},
-            decision="passed the gate",
-        )
-        session.add(run)
-        session.commit()
-        run_id = run.id
+    run_id = add_shadow_run(sessions, tiny_model, candidate, until=utcnow() + timedelta(hours=1))
     with sessions() as session:
         queued = [Review(text=text) for text in POSITIVE + NEGATIVE]
         session.add_all(queued)
