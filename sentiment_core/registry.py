@@ -59,14 +59,14 @@ def register_version(
             "data_fingerprint": data_fingerprint,
             "parent_version": parent_version,
         }
-        for _ in range(NAME_ATTEMPTS - 1):
+        for attempt in range(1, NAME_ATTEMPTS + 1):
             try:
                 row = add_version(session, model_dir, activate_if_none, fields)
                 break
             except IntegrityError:
                 session.rollback()  # a concurrent registration took the name: try the next
-        else:
-            row = add_version(session, model_dir, activate_if_none, fields)
+                if attempt == NAME_ATTEMPTS:
+                    raise
         final_dir = Path(row.artifact_path)
         os.rename(staged_dir, final_dir)  # unlike shutil.move, never into an existing folder
         try:

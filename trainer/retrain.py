@@ -437,7 +437,7 @@ def execute_run(settings: Settings, session: Session, run: TrainingRun, active: 
             activate_if_none=False,
         )
     except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)  # registering moves it away, or removes it
+        shutil.rmtree(staged, ignore_errors=True)  # a failed run leaves no half-written folder
         raise
     run.candidate_version = row.version
     settle(session, run, row.version, imdb_difference, feedback_difference, settings, 1)

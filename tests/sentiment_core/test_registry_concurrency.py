@@ -5,8 +5,11 @@ import threading
 import time
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 
+from sentiment_core import registry
 from sentiment_core.db import make_engine, make_sessionmaker
 from sentiment_core.migrate import upgrade_database
 from sentiment_core.registry import activate_version, active_version, artifact_sha256, list_versions
@@ -31,6 +34,27 @@ def test_a_registration_that_loses_its_name_takes_the_next(settings, sessions) -
     assert [other_rows[0].version, row.version] == ["v1", "v2"]
     assert versions == [("v2", False), ("v1", True)]
     assert row.artifact_sha256 == artifact_sha256(settings.model_dir / "v2")
+    assert sorted(path.name for path in settings.model_dir.iterdir()) == ["v1", "v2"]
+
+
+def test_a_registration_that_loses_every_name_fails_and_leaves_no_folder(
+    settings, sessions, monkeypatch
+) -> None:
+    monkeypatch.setattr(registry, "NAME_ATTEMPTS", 2)
+    other = make_engine(settings.database_url)
+    others: list = []
+
+    def register_first(conn, cursor, statement, *args) -> None:
+        """Another process takes each name this one chose, before its insert."""
+        if statement.startswith("INSERT INTO model_versions"):
+            with make_sessionmaker(other)() as session:
+                others.append(register(session, settings, f".staging-{len(others)}", b"other"))
+
+    event.listen(sessions.kw["bind"], "before_cursor_execute", register_first)
+    with sessions() as session, pytest.raises(IntegrityError):
+        register(session, settings, ".staging-mine", b"mine")
+    other.dispose()
+    assert [row.version for row in others] == ["v1", "v2"]
     assert sorted(path.name for path in settings.model_dir.iterdir()) == ["v1", "v2"]
 
 
