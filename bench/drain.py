@@ -10,12 +10,19 @@ each (the workers compile the batch shapes they meet), the workers stop consumin
 test reviews are stored and queued, one message each, and the workers start consuming again;
 the clock runs from then until the last is scored. Also reports the CPU seconds per review of
 the workers, Redis and PostgreSQL.
+
+First, the ceiling no pool can pass on this machine: `--ceiling-reviews` of the same reviews
+scored in-process in batches of `--batch`, by one process with one TensorFlow thread, then by two
+such processes at once, `--rounds` times in turn. Two processes at once scoring at less than
+twice one's rate share something no queue or database decides: cores, caches, memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -35,6 +42,53 @@ from sentiment_core.db import Review, ReviewStatus  # noqa: E402
 from sentiment_core.queue import SCORING_QUEUE, create_celery, enqueue_reviews  # noqa: E402
 from sentiment_core.settings import Settings  # noqa: E402
 from trainer.data import load_dataset  # noqa: E402
+
+
+def score_on_command(model: Path, texts: list[str], batch: int, commands, results) -> None:
+    """A process with one TensorFlow thread and every shape compiled: each True it is sent, it
+    scores `texts` in batches of `batch` and answers the seconds that took."""
+    import tensorflow as tf
+
+    from sentiment_inference.scoring import Scorer
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    scorer = Scorer.load(model.name, model)
+    scorer.compile_all()
+    results.put(0.0)
+    while commands.get():
+        started = time.perf_counter()
+        for start in range(0, len(texts), batch):
+            scorer.score(texts[start : start + batch])
+        results.put(time.perf_counter() - started)
+
+
+def ceiling(model: Path, texts: list[str], batch: int, rounds: int) -> list[tuple[float, float]]:
+    """For each round, the reviews/s of one scoring process alone, then of two at once (the sum
+    of their rates)."""
+    context = multiprocessing.get_context("spawn")
+    pipes = [(context.Queue(), context.Queue()) for _ in range(2)]
+    processes = [
+        context.Process(target=score_on_command, args=(model, texts, batch, *pipe), daemon=True)
+        for pipe in pipes
+    ]
+    for process in processes:
+        process.start()
+    for _, results in pipes:
+        results.get(timeout=1800)  # compiled
+
+    def rate(active: list) -> float:
+        for commands, _ in active:
+            commands.put(True)
+        return sum(len(texts) / results.get(timeout=1800) for _, results in active)
+
+    try:
+        return [(rate(pipes[:1]), rate(pipes)) for _ in range(rounds)]
+    finally:
+        for commands, _ in pipes:
+            commands.put(False)
+        for process in processes:
+            process.join(60)
 
 
 def queue_singly(service: Service, celery: Celery, texts: list[str]) -> None:
@@ -97,6 +151,8 @@ def main() -> None:
     parser.add_argument(
         "--warm-up", type=int, default=8000, help="Training reviews scored first, unmeasured."
     )
+    parser.add_argument("--ceiling-reviews", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     dataset = load_dataset(args.data)
@@ -105,6 +161,16 @@ def main() -> None:
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(f"model {args.model}, {os.cpu_count()} CPUs, {len(texts):,} single-review messages, "
           f"BATCH_SIZE {args.batch}, {database}\n")  # fmt: skip
+    pairs = ceiling(args.model, texts[: args.ceiling_reviews], args.batch, args.rounds)
+    print(f"In-process, batches of {args.batch}, one TensorFlow thread a process, "
+          f"{args.ceiling_reviews:,} reviews:\n")  # fmt: skip
+    print("| round | 1 process: reviews/s | 2 at once: reviews/s | speed-up |")
+    print("| ---: | ---: | ---: | ---: |")
+    for number, (one, two) in enumerate(pairs, 1):
+        print(f"| {number} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x |")
+    ratios = [two / one for one, two in pairs]
+    print(f"\nceiling: median {statistics.median(ratios):.2f}x, "
+          f"range {min(ratios):.2f}-{max(ratios):.2f}x\n", flush=True)  # fmt: skip
     print("| worker processes | seconds | reviews/s | speed-up | CPU ms per review: workers "
           "| Redis | PostgreSQL |")  # fmt: skip
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
