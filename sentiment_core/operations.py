@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 
 from celery import Celery
@@ -38,13 +39,15 @@ from sentiment_core.db import (
 from sentiment_core.errors import Conflict, NotFound, Unacceptable, Unavailable
 from sentiment_core.inputs import MAX_ID
 from sentiment_core.queue import (
+    RETRAIN_REQUESTED,
+    RETRAIN_REQUESTED_TTL_S,
     TRAINING_QUEUE,
     enqueue_explanation,
     enqueue_reviews,
     request_retraining,
 )
 from sentiment_core.registry import activate_version, active_version, previous_version, serving
-from sentiment_core.runs import close_run, running_run, shadow_figures
+from sentiment_core.runs import close_run, running_run
 
 log = logging.getLogger(__name__)
 
@@ -324,10 +327,9 @@ def end_shadow(*, sessions: sessionmaker[Session], run_id: int, promote: bool) -
             raise NotFound("not_found", f"no retraining run {run_id}")
         if run.status != RunStatus.shadow:
             raise Conflict("not_in_shadow", f"run {run_id} is {run.status.value}, not in shadow")
-        figures = shadow_figures(session, run).as_dict()
-        run.metrics = run.metrics | {"shadow": run.metrics["shadow"] | figures}
         verb = "promoted" if promote else "rejected"
-        close_run(session, run, promote, f"{verb} by an admin during its shadow period")
+        if not close_run(session, run, promote, f"{verb} by an admin during its shadow period"):
+            raise Conflict("not_in_shadow", f"run {run_id} was closed meanwhile")
         return run
 
 
@@ -339,12 +341,16 @@ def start_retraining(*, sessions: sessionmaker[Session], celery: Celery, redis: 
         raise Conflict("run_in_progress", f"retraining run {running.id} is still in progress")
     unavailable = Unavailable("queue_unavailable", "the training queue is unavailable")
     try:
-        waiting = redis.llen(TRAINING_QUEUE)
+        claimed = not redis.llen(TRAINING_QUEUE) and redis.set(
+            RETRAIN_REQUESTED, "1", nx=True, ex=RETRAIN_REQUESTED_TTL_S
+        )
     except Exception as exc:
         raise unavailable from exc
-    if waiting:
+    if not claimed:
         raise Conflict("run_queued", "a retraining run is already waiting for the trainer")
     try:
         request_retraining(celery, "requested by an admin")
     except Exception as exc:
+        with suppress(Exception):
+            redis.delete(RETRAIN_REQUESTED)
         raise unavailable from exc

@@ -13,6 +13,11 @@ SCORE_TASK = "worker.score_review"
 SCORING_QUEUE = "scoring"
 RETRAIN_TASK = "trainer.retrain"  # args: a RunTrigger's value, the reason
 TRAINING_QUEUE = "training"
+# Held in Redis from an admin's request until the trainer has finished that run, so that two
+# requests close together start one run: the trainer takes a message off the queue before it
+# records the run. A trainer that stops with it held frees it as it starts again.
+RETRAIN_REQUESTED = "trainer:requested"
+RETRAIN_REQUESTED_TTL_S = 3600
 EXPLAIN_TASK = "worker.explain"  # args: an explanation's id
 # Explanations wait on a queue of their own, so a deployment can give them workers of their own.
 EXPLANATION_QUEUE = "explanations"

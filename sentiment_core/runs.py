@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import case, func, select
+from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.orm import Session
 
 from sentiment_core.db import Feedback, Review, RunStatus, Sentiment, TrainingRun, utcnow
@@ -80,12 +81,29 @@ def shadow_figures(session: Session, run: TrainingRun) -> ShadowFigures:
     return ShadowFigures(int(scored), int(agreed), pairs)
 
 
-def close_run(session: Session, run: TrainingRun, promote: bool, reason: str) -> None:
+def close_run(session: Session, run: TrainingRun, promote: bool, reason: str) -> bool:
     """Close a run that waits for labels or scores in shadow: activate its candidate, or reject
-    it, as also when its artifact is gone; commits."""
-    run.status = RunStatus.promoted if promote else RunStatus.rejected
-    run.decision = reason
-    run.finished_at = utcnow()
+    it, as also when its artifact is gone; commits. False, with nothing written, when another
+    decision closed it first: an admin's and the trainer's can cross. A run in shadow keeps its
+    figures as they stand."""
+    if run.status == RunStatus.shadow:
+        figures = shadow_figures(session, run).as_dict()
+        run.metrics = run.metrics | {"shadow": run.metrics["shadow"] | figures}
+    closed = cast(
+        CursorResult,
+        session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run.id, TrainingRun.status == run.status)
+            .values(
+                status=RunStatus.promoted if promote else RunStatus.rejected,
+                decision=reason,
+                finished_at=utcnow(),
+            )
+        ),
+    ).rowcount
+    if not closed:
+        session.rollback()
+        return False
     if promote and run.candidate_version:
         try:
             activate_version(session, run.candidate_version)  # commits
@@ -93,3 +111,4 @@ def close_run(session: Session, run: TrainingRun, promote: bool, reason: str) ->
             run.status = RunStatus.rejected
             run.decision = f"{reason}; not promoted: {exc.message}"
     session.commit()
+    return True

@@ -6,9 +6,16 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
+from redis import Redis
 
 from sentiment_core.db import RunTrigger
-from sentiment_core.queue import RETRAIN_TASK, TRAINING_QUEUE, create_celery
+from sentiment_core.queue import (
+    BROKER_TIMEOUT_S,
+    RETRAIN_REQUESTED,
+    RETRAIN_TASK,
+    TRAINING_QUEUE,
+    create_celery,
+)
 from sentiment_core.settings import Settings
 from trainer.retrain import RunInProgress, fail_interrupted_runs, retrain
 
@@ -28,6 +35,10 @@ def create_trainer_app(settings: Settings) -> Celery:
         except RunInProgress as exc:
             log.warning("%s: skipped (%s)", reason, exc)
             return
+        finally:
+            if trigger == RunTrigger.admin.value:  # an admin may ask for the next run
+                with broker_redis(settings) as redis:
+                    redis.delete(RETRAIN_REQUESTED)
         if run is None:
             log.info("not enough new feedback to retrain")
         else:
@@ -36,9 +47,19 @@ def create_trainer_app(settings: Settings) -> Celery:
     return app
 
 
+def broker_redis(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.broker_url,
+        socket_timeout=BROKER_TIMEOUT_S,
+        socket_connect_timeout=BROKER_TIMEOUT_S,
+    )
+
+
 def run_trainer(settings: Settings, loglevel: str = "INFO") -> None:
     if failed := fail_interrupted_runs(settings):
         log.warning("failed %d retraining runs that a stopped trainer left running", failed)
+    with broker_redis(settings) as redis:  # held by a trainer that stopped during the run
+        redis.delete(RETRAIN_REQUESTED)
     app = create_trainer_app(settings)
     app.set_current()
     app.worker_main(

@@ -269,6 +269,21 @@ def add_waiting_run(sessions, settings, base: str, candidate: str) -> None:
         session.commit()
 
 
+def test_an_admins_run_frees_the_request_once_it_ends(settings, sessions, fake_redis, monkeypatch):
+    import trainer.service
+    from sentiment_core.queue import RETRAIN_REQUESTED, RETRAIN_TASK
+
+    monkeypatch.setattr(trainer.service.Redis, "from_url", lambda *args, **kwargs: fake_redis)
+    with sessions() as session:  # each task below skips its run: one is in progress
+        session.add(TrainingRun(trigger="admin", reason="busy", status=RunStatus.running))
+        session.commit()
+    app = trainer.service.create_trainer_app(settings)
+    for trigger, held in (("schedule", True), ("admin", False)):
+        fake_redis.set(RETRAIN_REQUESTED, "1")
+        app.tasks[RETRAIN_TASK](trigger, "test")
+        assert bool(fake_redis.exists(RETRAIN_REQUESTED)) is held
+
+
 def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
     settings, sessions, tiny_model, tmp_path
 ) -> None:

@@ -15,6 +15,8 @@ from sentiment_core.db import (
     utcnow,
 )
 from sentiment_core.gate import Difference, decide, look_confidence
+from sentiment_core.registry import active_version
+from sentiment_core.runs import close_run
 from tests.conftest import ADMIN_TOKEN, add_model
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -120,7 +122,10 @@ def test_an_admin_starts_retraining_once_at_a_time(client, sessions, fake_redis,
     assert args == ["admin", "requested by an admin"]
     again = client.post("/api/v1/retrain", headers=ADMIN)
     assert (again.status_code, again.json["error"]["code"]) == (409, "run_queued")
-    fake_redis.delete(TRAINING_QUEUE)  # the trainer took the message and started the run
+    fake_redis.delete(TRAINING_QUEUE)  # the trainer took the message, and records the run
+    taken = client.post("/api/v1/retrain", headers=ADMIN)
+    assert (taken.status_code, taken.json["error"]["code"]) == (409, "run_queued")
+    assert len(fake_redis.lrange(TRAINING_QUEUE, 0, -1)) == 0
     with sessions() as session:
         session.add(TrainingRun(trigger="admin", reason="x", status=RunStatus.running))
         session.commit()
@@ -233,6 +238,36 @@ def test_an_admin_ends_a_shadow_period_early(client, sessions, two_models, decis
     ]
     again = client.post(url, json={"decision": decision}, headers=ADMIN)
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "not_in_shadow"
+
+
+def test_crossing_decisions_on_a_shadow_run_close_it_once(client, sessions, two_models) -> None:
+    base, candidate = two_models
+    run_id = add_shadow_run(sessions, base, candidate)
+    with sessions() as trainer:  # the trainer read the run in shadow before the admin decided
+        stale = trainer.get(TrainingRun, run_id)
+        assert stale.status is RunStatus.shadow
+        url = f"/api/v1/training-runs/{run_id}/shadow"
+        assert client.post(url, json={"decision": "promote"}, headers=ADMIN).status_code == 200
+        assert not close_run(trainer, stale, False, "worse on live feedback")
+    with sessions() as session:
+        run = session.get(TrainingRun, run_id)
+        assert (run.status, run.decision) == (
+            RunStatus.promoted,
+            "promoted by an admin during its shadow period",
+        )
+        assert active_version(session).version == candidate
+
+
+def test_a_shadow_run_replaced_by_hand_keeps_its_figures(client, sessions, two_models) -> None:
+    base, candidate = two_models
+    run_id = add_shadow_run(sessions, base, candidate)
+    with sessions() as session:
+        assert close_run(session, session.get(TrainingRun, run_id), False, "replaced by hand")
+    (run,) = client.get("/api/v1/training-runs").get_json()["items"]
+    assert run["metrics"]["shadow"]["scored"] == 2
+    page = client.get("/models")
+    assert page.status_code == 200
+    assert "2 reviews scored, 50.0 % agreement" in re.sub(r"\s+", " ", page.get_data(as_text=True))
 
 
 def test_the_models_page_ends_a_shadow_period_with_the_admin_token(client, sessions, two_models):
