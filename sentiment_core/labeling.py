@@ -61,9 +61,11 @@ def known_to_active_model(session: Session) -> Callable[[str], bool]:
     return lambda _word: False
 
 
-def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) -> list[Review]:
+def label_queue(
+    *, sessions: sessionmaker[Session], limit: int, holdout: float, offset: int = 0
+) -> list[Review]:
     """Scored reviews that nobody has labeled, those whose label would teach the model most
-    first, among the `QUEUE_WINDOW` most recent.
+    first, among the `QUEUE_WINDOW` most recent: `limit` of them, after the first `offset`.
 
     A review's priority adds up: a score near 0.5 (the model is unsure: 0 to 1), a candidate in
     shadow that disagrees with the served score (1), and each of its new words (outside the
@@ -105,7 +107,7 @@ def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) 
         ]
         heapq.heapify(heap)
         chosen: list[int] = []
-        while heap and len(chosen) < limit:
+        while heap and len(chosen) < offset + limit:
             _, negative_id, base = heapq.heappop(heap)
             now = priority(-negative_id, base)
             if heap and (-now, negative_id) > heap[0][:2]:  # others come first now
@@ -114,5 +116,6 @@ def label_queue(*, sessions: sessionmaker[Session], limit: int, holdout: float) 
             chosen.append(-negative_id)
             if not held_out(-negative_id, holdout):
                 labels.update(words[-negative_id])
+        chosen = chosen[offset:]
         reviews = {r.id: r for r in session.scalars(select(Review).where(Review.id.in_(chosen)))}
         return [reviews[review_id] for review_id in chosen]

@@ -204,6 +204,7 @@ def show_label_queue():
         (a score near 0.5, new words that recur in other reviews), for labeling one after another;
         a label is ordinary feedback (POST /api/v1/reviews/{review_id}/feedback)
       parameters:
+        - page
         - per_page
       responses:
         "200":
@@ -213,10 +214,13 @@ def show_label_queue():
               schema: {$ref: "#/components/schemas/LabelQueue"}
         "400": {$ref: "#/components/responses/Error"}
     """
-    _, limit = parse_page(None, request.args.get("per_page"))
+    page, limit = parse_page(request.args.get("page"), request.args.get("per_page"))
     services = get_services()
     items = label_queue(
-        sessions=services.sessions, limit=limit, holdout=services.settings.feedback_holdout
+        sessions=services.sessions,
+        limit=limit,
+        holdout=services.settings.feedback_holdout,
+        offset=(page - 1) * limit,
     )
     return jsonify(LabelQueue().dump({"items": items}))
 

@@ -46,6 +46,13 @@ def test_the_queue_puts_unsure_scores_and_recurring_new_words_first(
     ]
     top = client.get("/api/v1/label-queue?per_page=2").get_json()["items"]
     assert [item["id"] for item in top] == [recurring, typo]
+    second = client.get("/api/v1/label-queue?per_page=1&page=2").get_json()["items"]
+    assert [item["id"] for item in second] == [typo]
+    assert [item["id"] for item in body["items"]] == [
+        item["id"]
+        for page in (1, 2, 3)
+        for item in client.get(f"/api/v1/label-queue?per_page=2&page={page}").get_json()["items"]
+    ]
     refused = client.get("/api/v1/label-queue?per_page=0")
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_parameter"
 
