@@ -5,14 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 from sentiment_core.errors import Invalid
 
 TEXT_COLUMNS = ("text", "review")  # CSV columns read as the review, in this order
 
 
+def lines(text: str) -> list[str]:
+    """`text` cut at line breaks only: str.splitlines also cuts at U+2028, form feeds and other
+    separators that a review or a JSON string may hold."""
+    return re.split(r"\r\n|\r|\n", text)
+
+
 def texts_from_lines(pasted: str) -> list[str]:
-    return [line for line in pasted.splitlines() if line.strip()]
+    return [line for line in lines(pasted) if line.strip()]
 
 
 def texts_from_file(filename: str, data: bytes) -> list[str]:
@@ -41,7 +48,7 @@ def texts_from_csv(filename: str, content: str) -> list[str]:
 
 def texts_from_jsonl(filename: str, content: str) -> list[str]:
     texts = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(lines(content), start=1):
         if not line.strip():
             continue
         try:
