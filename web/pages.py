@@ -173,6 +173,7 @@ def history():
     found = list_reviews(sessions=get_services().sessions, page=page, per_page=per_page, **filters)
     pending = any(r.status not in FINISHED for r in found.items)
     shown = {k: v.value if hasattr(v, "value") else v for k, v in filters.items() if v}
+    paging = {"per_page": per_page} if args.get("per_page") else {}  # kept by the links and form
     # A submission's page follows its event stream; the whole history reloads itself instead.
     submission = filters["submission"]
     following = pending and submission is not None
@@ -180,6 +181,8 @@ def history():
         "history.html",
         found=found,
         filters=shown,
+        paging=paging,
+        links=shown | paging,
         statuses=[s.value for s in ReviewStatus],
         sentiments=[s.value for s in Sentiment],
         events=url_for("api.stream_submission", submission=submission) if following else None,

@@ -179,6 +179,10 @@ def test_history_filters_and_paginates(client, sessions) -> None:
     assert f'href="/reviews/{ids[-1]}"' in first and f'href="/reviews/{ids[0]}"' not in first
     second = client.get("/history?page=2").get_data(as_text=True)
     assert f'href="/reviews/{ids[0]}"' in second
+    ten = client.get("/history?per_page=10&sentiment=positive").get_data(as_text=True)
+    older = re.search(r'rel="next" href="([^"]+)"', ten).group(1).replace("&amp;", "&")
+    assert sorted(older.split("?")[1].split("&")) == ["page=2", "per_page=10", "sentiment=positive"]
+    assert '<input type="hidden" name="per_page" value="10">' in ten
     negative = client.get("/history?sentiment=negative").get_data(as_text=True)
     assert "1 review." in negative and "bad" in negative
     assert client.get("/history?status=failed").get_data(as_text=True).count("No reviews yet") == 1
