@@ -15,11 +15,14 @@ positive. Two methods, by what the model allows:
 Limits: a weight says what one word does with all the others in place. Words that act only
 together ("not" and "good") share the effect between them, and a word repeated many times
 spreads its effect over its copies. Words outside the vocabulary, and words before the last
-`max_len` the model reads, have weight 0: the model never sees them.
+`max_len` the model reads, have weight 0: the model never sees them. The model reads a word
+with letters outside ASCII by its ASCII pieces ("Café" as "caf"); the explanation gives the word
+as written, with the weights of its pieces added up.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ from sentiment_core.text import token_spans
 from sentiment_inference.scoring import Scorer, attribution_width
 
 SENTENCE_END = re.compile(r"[.!?]|<br\s*/?>", re.IGNORECASE)
+# A word as written, in any script: the model's words are its ASCII pieces ("Café" is "caf").
+WORD = re.compile(r"\w+(?:'\w+)*")
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,18 @@ def explain(scorer: Scorer, text: str) -> Explanation:
         weights = [logit(scores[len(rows) - 1]) - logit(s) for s in scores[len(rows) :]]
     score, running = scores[len(rows) - 1], scores[: len(prefixes)]
     weight_of = dict(zip(seen, weights, strict=True))
+    written = [(m.start(), m.end()) for m in WORD.finditer(text)]
+    tokens: dict[tuple[int, int], float] = {}  # each word as written, with its pieces' weights
+    for k, (_, start, end) in enumerate(spans):
+        around = written[bisect.bisect_right(written, (start, len(text))) - 1]
+        word = around if around[0] <= start and end <= around[1] else (start, end)
+        tokens[word] = tokens.get(word, 0.0) + weight_of.get(k, 0.0)
     return Explanation(
         method=method,
         score=float(score),
         tokens=[
-            {"text": text[start:end], "start": start, "end": end, "weight": weight_of.get(k, 0.0)}
-            for k, (_, start, end) in enumerate(spans)
+            {"text": text[start:end], "start": start, "end": end, "weight": weight}
+            for (start, end), weight in tokens.items()
         ],
         running_scores=[
             {"end": spans[k][2], "score": float(s)} for k, s in zip(ends, running, strict=True)

@@ -51,6 +51,16 @@ def test_a_word_that_pushes_toward_positive_has_a_positive_weight(known, method,
     assert result.running_scores[0]["score"] == pytest.approx(1 / (1 + np.exp(-np.sqrt(3))))
 
 
+def test_a_word_with_letters_outside_ascii_is_given_as_written(known) -> None:
+    text = "Café crème, naïve—DON'T: good"
+    result = explain(known, text)
+    assert [t["text"] for t in result.tokens] == ["Café", "crème", "naïve", "DON'T", "good"]
+    assert [text[t["start"] : t["end"]] for t in result.tokens] == [
+        t["text"] for t in result.tokens
+    ]
+    assert result.tokens[-1]["weight"] > 0 and result.tokens[0]["weight"] == 0
+
+
 def test_the_trained_models_words_push_their_way(trained) -> None:
     preset, folder = trained
     scorer = Scorer.load("v", folder)
