@@ -52,6 +52,7 @@ def register_version(
     registration that fails removes the staged folder, so no `.staging-*` folder outlives it.
     """
     try:
+        model_dir.mkdir(parents=True, exist_ok=True)  # the first version may come from elsewhere
         fields = {
             "preset": preset,
             "artifact_sha256": artifact_sha256(staged_dir),

@@ -33,6 +33,19 @@ def register(session, settings, name: str, content: bytes = b"weights", preset="
     )
 
 
+def test_the_first_version_may_be_staged_outside_a_model_folder_not_made_yet(
+    settings, sessions, tmp_path
+) -> None:
+    staged = stage(settings, ".staging-a")
+    outside = staged.rename(tmp_path / "staged")
+    shutil.rmtree(settings.model_dir)
+    with sessions() as session:
+        row = register_version(
+            session, staged_dir=outside, model_dir=settings.model_dir, preset="seed", metrics={}
+        )
+    assert row.version == "v1" and (settings.model_dir / "v1" / "model.keras").is_file()
+
+
 def test_first_version_is_activated_and_moved_into_place(settings, sessions) -> None:
     with sessions() as session:
         row = register(session, settings, ".staging-a")
