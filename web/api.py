@@ -61,6 +61,7 @@ from sentiment_core.schemas import (
 )
 from sentiment_core.schemas import Stats as StatsSchema
 from web.admin import bearer_token, check_admin
+from web.errors import Forbidden
 from web.limits import client_id, explain_limit, feedback_limit, submit_limit
 from web.services import get_services
 from web.stats import collect_stats
@@ -93,6 +94,16 @@ def require_admin() -> None:
     check_admin(bearer_token(request.headers.get("Authorization")))
 
 
+@api.before_request
+def refuse_cross_site_writes() -> None:
+    """A write that a browser says another site's page sent (Sec-Fetch-Site) is refused. A JSON
+    body already needs the page's own script, but an explanation request has no body: any site
+    could have its visitors queue explanations. Programs send no such header."""
+    site = request.headers.get("Sec-Fetch-Site", "none")
+    if request.method not in ("GET", "HEAD", "OPTIONS") and site not in ("same-origin", "none"):
+        raise Forbidden("cross_site", "the API takes no writes from another site's pages")
+
+
 @api.post("/api/v1/reviews")
 @submit_limit
 def create_reviews():
@@ -117,6 +128,7 @@ def create_reviews():
             application/json:
               schema: {$ref: "#/components/schemas/SubmissionPublic"}
         "400": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "413": {$ref: "#/components/responses/Error"}
         "422": {$ref: "#/components/responses/Error"}
         "429": {$ref: "#/components/responses/Error"}
@@ -313,6 +325,7 @@ def create_feedback(review_id: int):
             application/json:
               schema: {$ref: "#/components/schemas/FeedbackPublic"}
         "400": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "422": {$ref: "#/components/responses/Error"}
@@ -350,6 +363,7 @@ def create_explanation(review_id: int):
           content:
             application/json:
               schema: {$ref: "#/components/schemas/ExplanationQueued"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "429": {$ref: "#/components/responses/Error"}

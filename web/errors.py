@@ -3,8 +3,8 @@
 Operations (sentiment_core/operations.py) refuse with an `OperationError` whose class says what
 kind of refusal it is; STATUSES gives each kind its status, and web/app.py's error handler
 answers every refusal with it (the pages' forms with their own message), and with the wait
-before a retry when the refusal has one. The two refusals only HTTP has, about the admin token,
-are the web's own kinds beside them.
+before a retry when the refusal has one. The two refusals only HTTP has, about the admin token
+and about where a request comes from, are the web's own kinds beside them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Unauthorized(OperationError):
 
 
 class Forbidden(OperationError):
-    """An admin action while admin actions are off."""
+    """An admin action while admin actions are off, or a write from another site's page."""
 
 
 STATUSES: dict[type[OperationError], int] = {

@@ -106,3 +106,18 @@ def test_explanations_are_rate_limited_per_client(limited_client, sessions) -> N
     ids = [scored_review(sessions) for _ in range(4)]
     statuses = [limited_client.post(f"/api/v1/reviews/{i}/explanation").status_code for i in ids]
     assert statuses == [202, 202, 202, 429]
+
+
+def test_another_sites_page_cannot_make_its_visitors_ask_for_explanations(
+    client, sessions, fake_redis, tiny_model
+) -> None:
+    url = f"/api/v1/reviews/{scored_review(sessions)}/explanation"
+    for site in ("cross-site", "same-site"):
+        refused = client.post(url, headers={"Sec-Fetch-Site": site})
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "cross_site"
+    with sessions() as session:
+        assert session.scalars(select(Explanation)).all() == []
+    assert fake_redis.llen(EXPLANATION_QUEUE) == 0
+    assert client.get(url, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 404
+    assert client.post(url, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 202
+    assert client.post(url).status_code == 202  # a program: no such header
