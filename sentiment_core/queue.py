@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import Celery
+from redis import Redis
 
 from sentiment_core.db import RunTrigger
 from sentiment_core.settings import Settings
@@ -55,6 +56,13 @@ def create_celery(settings: Settings) -> Celery:
         worker_proc_alive_timeout=300,
     )
     return app
+
+
+def broker_redis(settings: Settings) -> Redis:
+    """A client of the broker's Redis, for the service's own keys (announcements, readiness,
+    rate limits, the retrain claim); a short timeout, so a hung Redis holds a request or a
+    batch for two seconds at most."""
+    return Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def enqueue_reviews(app: Celery, review_ids: Sequence[int]) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from redis import Redis
 
 from sentiment_core.db import RunTrigger
 from sentiment_core.queue import (
-    BROKER_TIMEOUT_S,
     RETRAIN_REQUESTED,
     RETRAIN_TASK,
     TRAINING_QUEUE,
+    broker_redis,
     create_celery,
 )
 from sentiment_core.settings import Settings
@@ -45,14 +44,6 @@ def create_trainer_app(settings: Settings) -> Celery:
             log.info("run %d: %s (%s)", run.id, run.status.value, run.decision or run.error)
 
     return app
-
-
-def broker_redis(settings: Settings) -> Redis:
-    return Redis.from_url(
-        settings.broker_url,
-        socket_timeout=BROKER_TIMEOUT_S,
-        socket_connect_timeout=BROKER_TIMEOUT_S,
-    )
 
 
 def run_trainer(settings: Settings, loglevel: str = "INFO") -> None:

@@ -19,7 +19,7 @@ from werkzeug.routing import BaseConverter
 from sentiment_core.backlog import Backlog
 from sentiment_core.db import make_engine, make_sessionmaker
 from sentiment_core.errors import OperationError
-from sentiment_core.queue import create_celery
+from sentiment_core.queue import broker_redis, create_celery
 from sentiment_core.registry import VERSION_PATTERN
 from sentiment_core.schemas import Error
 from sentiment_core.settings import MAX_BATCH_REVIEWS, MAX_REVIEW_CHARS, Settings
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         sessions=make_sessionmaker(make_engine(settings.database_url)),
         celery=create_celery(settings),
-        redis=redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2),
+        redis=broker_redis(settings),
         backlog=Backlog(settings.max_backlog, on_refused=SUBMISSIONS_REFUSED.inc),
         # A connection of its own, held open for pub/sub; pinged when idle, so a dead one is
         # replaced.

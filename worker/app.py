@@ -23,6 +23,7 @@ from sentiment_core.queue import (
     SCORE_TASK,
     SCORING_QUEUE,
     WORKER_QUEUES,
+    broker_redis,
     create_celery,
 )
 from sentiment_core.readiness import REFRESH_EVERY_S, record_ready, worker_name
@@ -57,9 +58,8 @@ class ProcessState:
 
     @cached_property
     def redis(self) -> Redis:
-        """Where finished batches are announced and the ready record is kept; a short timeout,
-        so a hung Redis cannot hold a batch for long."""
-        return Redis.from_url(self.settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+        """Where finished batches are announced and the ready record is kept."""
+        return broker_redis(self.settings)
 
     @cached_property
     def models(self) -> ModelCache:

@@ -273,7 +273,7 @@ def test_an_admins_run_frees_the_request_once_it_ends(settings, sessions, fake_r
     import trainer.service
     from sentiment_core.queue import RETRAIN_REQUESTED, RETRAIN_TASK
 
-    monkeypatch.setattr(trainer.service.Redis, "from_url", lambda *args, **kwargs: fake_redis)
+    monkeypatch.setattr(trainer.service, "broker_redis", lambda _settings: fake_redis)
     with sessions() as session:  # each task below skips its run: one is in progress
         session.add(TrainingRun(trigger="admin", reason="busy", status=RunStatus.running))
         session.commit()
