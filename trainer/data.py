@@ -109,6 +109,12 @@ def parse_label(value: object, where: str) -> int:
     return label
 
 
+def parse_review(value: str | None, where: str) -> str:
+    if value is None or not value.strip():
+        raise DataError(f"{where}: the review is empty")
+    return value
+
+
 def load_dataset(path: Path) -> Dataset:
     """Read a labeled dataset, keeping its own train/test split where it has one."""
     data = _load(path)
@@ -235,7 +241,8 @@ def _read_csv(path: Path) -> Split:
             if not reader.fieldnames or not {"review", "sentiment"} <= set(reader.fieldnames):
                 raise DataError(f"{path}: CSV needs the columns review,sentiment")
             for line, row in enumerate(reader, start=2):
-                split.add(row["review"] or "", parse_label(row["sentiment"], f"{path}:{line}"))
+                where = f"{path}:{line}"
+                split.add(parse_review(row["review"], where), parse_label(row["sentiment"], where))
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except csv.Error as exc:
@@ -257,7 +264,9 @@ def _read_jsonl(path: Path) -> Split:
                     raise DataError(f"{where}: not JSON ({exc.msg})") from exc
                 if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                     raise DataError(f'{where}: expected an object with "text" and "label"')
-                split.add(record["text"], parse_label(record.get("label"), where))
+                split.add(
+                    parse_review(record["text"], where), parse_label(record.get("label"), where)
+                )
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     return split

@@ -51,6 +51,9 @@ def test_reads_csv_and_json_lines_with_an_80_20_split(tmp_path, write) -> None:
     [
         ("r.csv", "text,label\nhi,positive\n", "columns review,sentiment"),
         ("r.csv", "review,sentiment\nhi,maybe\n", "r.csv:2: label 'maybe'"),
+        ("r.csv", "review,sentiment\nhi,positive\n  ,negative\n", "r.csv:3: the review is empty"),
+        ("r.csv", "sentiment,review\npositive\n", "r.csv:2: the review is empty"),
+        ("r.jsonl", '{"text": " ", "label": "positive"}\n', "r.jsonl:1: the review is empty"),
         ("r.jsonl", '{"text": "hi", "label": "positive"}\nnot json\n', "r.jsonl:2: not JSON"),
         ("r.jsonl", '["hi", 1]\n', 'r.jsonl:1: expected an object with "text"'),
         ("r.jsonl", "", "no labeled reviews"),
