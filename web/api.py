@@ -94,6 +94,14 @@ def require_admin() -> None:
     check_admin(bearer_token(request.headers.get("Authorization")))
 
 
+def newest_first(model, schema):
+    """One page of `model`'s rows, newest first, as the request's page and per_page ask."""
+    page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
+    query = select(model).order_by(model.id.desc())
+    found = paginate(sessions=get_services().sessions, query=query, page=page, per_page=per_page)
+    return jsonify(schema.dump(found))
+
+
 @api.before_request
 def refuse_cross_site_writes() -> None:
     """A write that a browser says another site's page sent (Sec-Fetch-Site) is refused. A JSON
@@ -417,14 +425,7 @@ def index_models():
               schema: {$ref: "#/components/schemas/ModelPage"}
         "400": {$ref: "#/components/responses/Error"}
     """
-    page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
-    found = paginate(
-        sessions=get_services().sessions,
-        query=select(ModelVersion).order_by(ModelVersion.id.desc()),
-        page=page,
-        per_page=per_page,
-    )
-    return jsonify(ModelPage().dump(found))
+    return newest_first(ModelVersion, ModelPage())
 
 
 @api.get("/api/v1/models/<version:version>")
@@ -574,14 +575,7 @@ def training_runs():
               schema: {$ref: "#/components/schemas/RunPage"}
         "400": {$ref: "#/components/responses/Error"}
     """
-    page, per_page = parse_page(request.args.get("page"), request.args.get("per_page"))
-    found = paginate(
-        sessions=get_services().sessions,
-        query=select(TrainingRun).order_by(TrainingRun.id.desc()),
-        page=page,
-        per_page=per_page,
-    )
-    return jsonify(RunPage().dump(found))
+    return newest_first(TrainingRun, RunPage())
 
 
 @api.get("/api/v1/stats")
