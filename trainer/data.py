@@ -10,6 +10,7 @@ import random
 import re
 import tarfile
 import urllib.request
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -168,9 +169,18 @@ def _imdb_members(path: Path) -> Iterator[tuple[str, bytes]]:
                     handle = archive.extractfile(member)
                     assert handle is not None
                     yield member.name, handle.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
+            _check_ended(archive)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         reason = " ".join(str(exc).split())
         raise DataError(f"{path}: not a readable tar archive ({reason})") from exc
+
+
+def _check_ended(archive: tarfile.TarFile) -> None:
+    """tarfile takes a damaged header for the archive's end, and gzip checks its checksum only
+    at the stream's end: read what follows the header that ended it, which must be zeros."""
+    for chunk in iter(lambda: archive.fileobj.read(1 << 20), b""):
+        if chunk.strip(b"\0"):
+            raise tarfile.ReadError(f"damaged after {archive.offset} bytes")
 
 
 def _read_imdb(path: Path) -> tuple[dict, dict]:

@@ -96,6 +96,23 @@ def test_an_archive_damaged_in_its_header_is_one_line(tmp_path) -> None:
     assert str(raised.value) == f"{archive}: not a readable tar archive (not a gzip file)"
 
 
+@pytest.mark.parametrize("mode", ["w", "w:gz"])
+def test_an_archive_damaged_in_the_middle_is_an_error_not_half_the_reviews(tmp_path, mode):
+    """tarfile reads a member header it cannot parse as the archive's end, and gzip checks its
+    checksum at the stream's end only."""
+    archive = tmp_path / ("aclImdb_v1.tar" + mode[2:].replace("gz", ".gz"))
+    with tarfile.open(archive, mode) as tar:
+        tar.add(write_imdb_folder(tmp_path / "src"), arcname="aclImdb")
+    load_dataset(archive)
+    content = bytearray(archive.read_bytes())
+    middle = len(content) // 2 // 512 * 512  # a block boundary: in a plain tar, some header
+    for i in range(middle, middle + 512):
+        content[i] ^= 0x5A
+    archive.write_bytes(bytes(content))
+    with pytest.raises(DataError, match="not a readable tar archive"):
+        load_dataset(archive)
+
+
 def test_invalid_utf8_is_an_error(tmp_path) -> None:
     path = tmp_path / "r.csv"
     path.write_bytes(b"review,sentiment\n\xff\xfe,positive\n")
