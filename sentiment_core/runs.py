@@ -81,29 +81,35 @@ def shadow_figures(session: Session, run: TrainingRun) -> ShadowFigures:
     return ShadowFigures(int(scored), int(agreed), pairs)
 
 
-def close_run(session: Session, run: TrainingRun, promote: bool, reason: str) -> bool:
-    """Close a run that waits for labels or scores in shadow: activate its candidate, or reject
-    it, as also when its artifact is gone; commits. False, with nothing written, when another
-    decision closed it first: an admin's and the trainer's can cross. A run in shadow keeps its
-    figures as they stand."""
-    if run.status == RunStatus.shadow:
-        figures = shadow_figures(session, run).as_dict()
-        run.metrics = run.metrics | {"shadow": run.metrics["shadow"] | figures}
-    closed = cast(
+def hold_run(session: Session, run: TrainingRun) -> bool:
+    """Lock a run that waits for labels or scores in shadow until this transaction ends, for a
+    decision to take effect with it; False, holding nothing, when another decision closed it
+    first: an admin's and the trainer's can cross."""
+    held = cast(
         CursorResult,
         session.execute(
             update(TrainingRun)
             .where(TrainingRun.id == run.id, TrainingRun.status == run.status)
-            .values(
-                status=RunStatus.promoted if promote else RunStatus.rejected,
-                decision=reason,
-                finished_at=utcnow(),
-            )
+            .values(status=run.status)
         ),
     ).rowcount
-    if not closed:
+    if not held:
         session.rollback()
+    return bool(held)
+
+
+def close_run(session: Session, run: TrainingRun, promote: bool, reason: str) -> bool:
+    """Close a run that waits for labels or scores in shadow: activate its candidate, or reject
+    it, as also when its artifact is gone or damaged; commits. False, with nothing written, when
+    another decision closed it first (`hold_run`). A run in shadow keeps its figures as they
+    stand."""
+    if run.status == RunStatus.shadow:
+        figures = shadow_figures(session, run).as_dict()
+        run.metrics = run.metrics | {"shadow": run.metrics["shadow"] | figures}
+    if not hold_run(session, run):
         return False
+    run.status = RunStatus.promoted if promote else RunStatus.rejected
+    run.decision, run.finished_at = reason, utcnow()
     if promote and run.candidate_version:
         try:
             activate_version(session, run.candidate_version)  # commits

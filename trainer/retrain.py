@@ -39,6 +39,7 @@ from sentiment_core.db import (
     make_sessionmaker,
     utcnow,
 )
+from sentiment_core.errors import Conflict
 from sentiment_core.gate import (
     LOOK_GROWTH,
     Decision,
@@ -52,13 +53,14 @@ from sentiment_core.registry import (
     PREPROCESSOR_FILE,
     activate_version,
     active_version,
+    check_artifact,
     get_version,
     register_version,
 )
-from sentiment_core.runs import close_run, running_run, shadow_figures
+from sentiment_core.runs import close_run, hold_run, running_run, shadow_figures
 from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
-from sentiment_inference.scoring import Scorer
+from sentiment_inference.scoring import ArtifactError, Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
 from trainer.model import PRESETS
 from trainer.pretrain import Pretrained, latest_artifact, load_pretrained
@@ -208,7 +210,7 @@ def settle(
     }[verdict.decision]
     if verdict.decision != Decision.promote:
         return
-    if settings.shadow_period_s:
+    if settings.shadow_period_s and settings.shadow_share:
         until = utcnow() + timedelta(seconds=settings.shadow_period_s)
         run.status = RunStatus.shadow
         run.metrics = run.metrics | {
@@ -222,18 +224,38 @@ def settle(
         activate_version(session, candidate)
 
 
+def closed_as_served(session: Session, run: TrainingRun, active: ModelVersion | None) -> bool:
+    """Close a pending run whose base model no longer serves: promoted where an admin activated
+    its candidate, rejected otherwise. False where the base still serves."""
+    if active is not None and active.version == run.base_version:
+        return False
+    if active is not None and active.version == run.candidate_version:
+        close_run(session, run, True, f"{run.decision}; an admin activated its candidate meanwhile")
+    else:
+        close_run(session, run, False, f"{run.decision}; the active model changed meanwhile")
+    return True
+
+
 def review_shadow(settings: Settings, session: Session, run: TrainingRun) -> None:
     """Record a candidate's figures in shadow so far; once its period is over, promote it
     unless the feedback that arrived on the reviews it scored says it is worse (the interval of
-    its difference from the served model lies below 0), or the active model changed."""
+    its difference from the served model lies below 0), or the active model changed. A
+    candidate that has scored no review yet has no live evidence: its period goes on, unless
+    its artifact is gone or damaged, when no worker could load it."""
     figures = shadow_figures(session, run)
     shadow = run.metrics["shadow"] | figures.as_dict()
     run.metrics = run.metrics | {"shadow": shadow}
     if utcnow() < datetime.fromisoformat(shadow["until"]):
         return
-    active = active_version(session)
-    if active is None or active.version != run.base_version:
-        close_run(session, run, False, f"{run.decision}; the active model changed meanwhile")
+    if closed_as_served(session, run, active_version(session)):
+        return
+    if not figures.scored:
+        candidate = get_version(session, run.candidate_version or "")
+        assert candidate is not None  # a run in shadow has a registered candidate
+        try:
+            check_artifact(candidate)
+        except Conflict as exc:
+            close_run(session, run, False, f"{run.decision}; not promoted: {exc.message}")
         return
     live = paired_difference(
         [c for c, _ in figures.pairs], [a for _, a in figures.pairs], settings.gate_confidence
@@ -451,18 +473,23 @@ def unlabeled_traffic(session: Session) -> tuple[str, ...]:
 def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
     """Judge a waiting run again on all the held-out feedback there is now, once it has grown
     by `LOOK_GROWTH` since the last look (each look spends some of the gate's error)."""
-    active = active_version(session)
-    candidate = get_version(session, run.candidate_version or "")
-    if active is None or candidate is None or active.version != run.base_version:
-        close_run(session, run, False, f"{run.decision}; the active model changed meanwhile")
+    if closed_as_served(session, run, active := active_version(session)):
         return
+    candidate = get_version(session, run.candidate_version or "")
+    assert candidate is not None and active is not None  # a waiting run has a candidate
     labeled, _ = collect_feedback(session)
     holdout = [item for item in labeled if held_out(item.review_id, settings.feedback_holdout)]
     if len(holdout) <= LOOK_GROWTH * run.metrics["feedback"]["reviews"]:
         return  # too little new to judge on
     look = run.metrics.get("looks", 1) + 1
     confidence = look_confidence(settings.gate_confidence, look)
-    feedback = compare(scorer_for(candidate), scorer_for(active), as_split(holdout), confidence)
+    try:
+        feedback = compare(scorer_for(candidate), scorer_for(active), as_split(holdout), confidence)
+    except ArtifactError as exc:
+        close_run(session, run, False, f"{run.decision}; not judged again: {exc}")
+        return
+    if not hold_run(session, run):
+        return  # decided elsewhere while its labels were scored
     run.counts = dict(run.counts) | {"feedback_holdout": len(holdout)}
     imdb = Difference(**run.metrics["imdb"])
     settle(session, run, candidate.version, imdb, feedback, settings, look)

@@ -103,6 +103,18 @@ def test_activating_a_version_whose_artifact_is_gone_is_refused(settings, sessio
         assert active_version(session).version == "v2"
 
 
+def test_activating_a_version_whose_artifact_changed_is_refused(settings, sessions) -> None:
+    with sessions() as session:
+        register(session, settings, ".staging-a")
+        register(session, settings, ".staging-b", b"other weights")
+        activate_version(session, "v2")
+    (settings.model_dir / "v1" / "preprocessor.json").write_text('{"damaged": true}')
+    with sessions() as session, pytest.raises(Conflict, match="v1.* is missing or damaged"):
+        activate_version(session, "v1")
+    with sessions() as session:
+        assert active_version(session).version == "v2"
+
+
 def test_activating_an_unknown_version_fails(settings, sessions) -> None:
     with sessions() as session, pytest.raises(LookupError, match="v9"):
         activate_version(session, "v9")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+import trainer.retrain
 from sentiment_core import labeling
 from sentiment_core.db import (
     Feedback,
@@ -20,8 +21,13 @@ from sentiment_core.db import (
 )
 from sentiment_core.gate import Difference
 from sentiment_core.labeling import held_out
-from sentiment_core.registry import active_version, get_version
-from sentiment_core.runs import running_run
+from sentiment_core.registry import (
+    PREPROCESSOR_FILE,
+    activate_version,
+    active_version,
+    get_version,
+)
+from sentiment_core.runs import close_run, running_run
 from sentiment_core.text import Preprocessor
 from tests.conftest import add_model
 from tests.factories import (
@@ -326,6 +332,18 @@ def test_a_candidate_that_passes_the_gate_scores_in_shadow_first(
         assert active_version(session).version == tiny_model  # not live yet
 
 
+def test_with_no_share_of_batches_in_shadow_a_candidate_that_passes_goes_live(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0, shadow_share=0)
+    add_waiting_run(sessions, settings, tiny_model, candidate)
+    add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
+    assert retrain(settings, trigger=RunTrigger.schedule).status is RunStatus.promoted
+    with sessions() as session:
+        assert active_version(session).version == candidate
+
+
 def add_shadow_run(sessions, base: str, candidate: str, until) -> int:
     """A run whose candidate passed the gate and scores in shadow until `until`."""
     with sessions() as session:
@@ -400,3 +418,98 @@ def test_after_its_shadow_period_live_feedback_decides(
     else:
         assert decided.status is RunStatus.rejected and active == tiny_model
         assert decided.decision.startswith("worse on live feedback")
+
+
+def shadow_scored(sessions, texts) -> int:
+    """Stores `texts` and scores them in one batch, every batch in shadow; how many were served."""
+    with sessions() as session:
+        queued = [Review(text=text) for text in texts]
+        session.add_all(queued)
+        session.commit()
+    return score_batch(sessions, ModelCache(shadow_share=1.0), [review.id for review in queued])
+
+
+def test_a_candidate_no_worker_could_load_is_rejected_after_its_shadow_period(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    with sessions() as session:
+        preprocessor = Path(get_version(session, candidate).artifact_path) / PREPROCESSOR_FILE
+    preprocessor.write_text(preprocessor.read_text() + " ")  # its checksum no longer matches
+    add_shadow_run(sessions, tiny_model, candidate, until=utcnow())
+    assert shadow_scored(sessions, POSITIVE + NEGATIVE) == 12  # served; shadow scoring failed
+    decided = retrain(settings, trigger=RunTrigger.schedule)
+    assert decided.status is RunStatus.rejected and decided.metrics["shadow"]["scored"] == 0
+    assert f"not promoted: model {candidate}: its artifact at" in decided.decision
+    with sessions() as session:
+        assert active_version(session).version == tiny_model
+
+
+def test_a_shadow_period_goes_on_until_the_candidate_has_scored_a_review(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    add_shadow_run(sessions, tiny_model, candidate, until=utcnow())
+    waiting = retrain(settings, trigger=RunTrigger.schedule)  # no traffic in its period
+    assert waiting.status is RunStatus.shadow and waiting.finished_at is None
+    shadow_scored(sessions, POSITIVE[:1])
+    decided = retrain(settings, trigger=RunTrigger.schedule)
+    assert decided.status is RunStatus.promoted
+    assert "in shadow it scored 1 reviews" in decided.decision
+
+
+@pytest.mark.parametrize("pending", ["waiting", "shadow"])
+def test_a_candidate_an_admin_activated_meanwhile_closes_its_run_as_promoted(
+    settings, sessions, tiny_model, tmp_path, pending
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    if pending == "waiting":
+        add_waiting_run(sessions, settings, tiny_model, candidate)
+    else:
+        add_shadow_run(sessions, tiny_model, candidate, until=utcnow())
+    with sessions() as session:
+        activate_version(session, candidate)
+    decided = retrain(settings, trigger=RunTrigger.schedule)
+    assert decided.status is RunStatus.promoted and decided.finished_at is not None
+    assert decided.decision.endswith("an admin activated its candidate meanwhile")
+    with sessions() as session:
+        assert active_version(session).version == candidate
+
+
+def test_a_waiting_run_whose_candidate_is_gone_is_rejected_when_judged_again(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0)
+    add_waiting_run(sessions, settings, tiny_model, candidate)
+    with sessions() as session:
+        shutil.rmtree(get_version(session, candidate).artifact_path)
+    add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
+    decided = retrain(settings, trigger=RunTrigger.schedule)
+    assert decided.status is RunStatus.rejected
+    assert f"not judged again: model {candidate}: no artifact at" in decided.decision
+
+
+def test_a_waiting_run_closed_while_it_is_judged_again_stays_closed(
+    settings, sessions, tiny_model, tmp_path, monkeypatch
+) -> None:
+    """An admin's new run replaces the waiting run while the trainer scores its held-out
+    labels, which side with the candidate."""
+    candidate = contrary_model(settings, tmp_path)
+    settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0, shadow_period_s=0)
+    add_waiting_run(sessions, settings, tiny_model, candidate)
+    add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
+    scored = trainer.retrain.compare
+
+    def closed_meanwhile(*args):
+        with sessions() as other:
+            waiting = other.scalar(select(TrainingRun).where(TrainingRun.status == "waiting"))
+            assert close_run(other, waiting, False, "replaced by a run started by hand")
+        return scored(*args)
+
+    monkeypatch.setattr(trainer.retrain, "compare", closed_meanwhile)
+    retrain(settings, trigger=RunTrigger.schedule)
+    with sessions() as session:
+        (run,) = session.scalars(select(TrainingRun)).all()
+        assert run.status is RunStatus.rejected and run.decision.startswith("replaced")
+        assert active_version(session).version == tiny_model
