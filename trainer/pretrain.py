@@ -14,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zipfile import BadZipFile
 
 from sentiment_core.text import tokenize
 from trainer.language_model import LSTM_WEIGHTS, UNKNOWN, tokens_per_epoch
@@ -151,11 +154,11 @@ def pretrain(
     work = root / f".partial-{key}"
     work.mkdir(parents=True, exist_ok=True)
     sentences = [tokenize(text) for text in texts]
-    state = _read_state(work)
+    with _checkpoint_read(work):
+        state = _read_state(work)
+        vectors = Word2Vec.load(str(work / state["vectors"] / "model")) if state else None
     spent = state.get("seconds", 0.0) - started  # plus the clock: seconds over every attempt
-    if state:
-        vectors = Word2Vec.load(str(work / state["vectors"] / "model"))
-    else:
+    if vectors is None:
         vectors = Word2Vec(
             vector_size=config.dim,
             window=config.window,
@@ -205,8 +208,9 @@ def pretrain(
         steps = config.lm_epochs * next_words // (lanes * config.lm_window)
         model = LanguageModel(table, config.lm_units, config.seed, steps)
         if state.get("lm"):
-            with np.load(work / state["lm"]) as saved:
-                model.set_weights(dict(saved))
+            # Opened here: np.load leaves open a file it cannot read as an archive.
+            with _checkpoint_read(work), (work / state["lm"]).open("rb") as file:
+                model.set_weights(dict(np.load(file)))
         for epoch in range(lm_done, config.lm_epochs):
             loss = model.train_epoch(
                 lm_sequences, lanes, config.lm_window, config.seed + epoch, advance
@@ -230,6 +234,18 @@ def pretrain(
         lstm = {name: weights[name] for name in LSTM_WEIGHTS}
         artifact = Pretrained("", words, weights["embedding"][UNKNOWN + 1 :], lstm)
     return _publish(artifact, work, root, meta)
+
+
+@contextmanager
+def _checkpoint_read(work: Path) -> Iterator[None]:
+    """A checkpoint that cannot be read (damaged by hand or by the disk) stops the run with one
+    line that says what to do."""
+    try:
+        yield
+    except (OSError, ValueError, EOFError, KeyError, pickle.UnpicklingError, BadZipFile) as exc:
+        raise PretrainError(
+            f"{work}: its checkpoint cannot be read ({exc}); delete the folder to start over"
+        ) from exc
 
 
 def _read_state(work: Path) -> dict:
@@ -289,5 +305,6 @@ def _publish(artifact: Pretrained, work: Path, root: Path, meta: dict) -> Path:
     latest = latest_artifact(root)
     final = root / f"p{int(latest.name[1:]) + 1 if latest else 1}"
     staged.rename(final)
+    (work / STATE_FILE).unlink()  # first: the folder removed half is then no checkpoint
     shutil.rmtree(work)
     return final

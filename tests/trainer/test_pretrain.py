@@ -96,6 +96,22 @@ def test_an_interrupted_run_resumes_after_its_last_finished_epoch(tmp_path, stop
     assert json.loads((folder / pretraining.META_FILE).read_text())["seconds"] > 0
 
 
+@pytest.mark.parametrize("damaged", [pretraining.STATE_FILE, "vectors-1/model", "lm-1.npz"])
+def test_a_damaged_checkpoint_stops_the_run_with_one_line(tmp_path, damaged) -> None:
+    def interrupt(done: int, total: int) -> None:
+        if done > WORDS + 1.5 * NEXT_WORDS:  # in the second epoch of the language model
+            raise Interrupted
+
+    config = PretrainConfig(**{**CONFIG.__dict__, "epochs": 1})
+    with pytest.raises(Interrupted):
+        pretrain(TEXTS, tmp_path, config, interrupt)
+    (work,) = tmp_path.glob(".partial-*")
+    path = work / damaged
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(PretrainError, match="checkpoint cannot be read.*delete the folder"):
+        pretrain(TEXTS, tmp_path, config)
+
+
 def test_other_texts_or_settings_start_a_run_of_their_own(tmp_path) -> None:
     def stop_after_a_chunk(done: int, total: int) -> None:
         if done:
