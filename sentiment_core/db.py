@@ -23,6 +23,7 @@ from sqlalchemy import (
     event,
     make_url,
     text,
+    true,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -238,6 +239,9 @@ class TrainingRun(Base):
     mode_reason: Mapped[str | None] = mapped_column(Text)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Run by the trainer service, not by `sentiment retrain`: a trainer that starts fails only
+    # these when they are left running, as only the trainer's own can have been left by it.
+    by_trainer: Mapped[bool] = mapped_column(Boolean, server_default=true())
     decision: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -297,10 +297,10 @@ def should_retrain(session: Session, settings: Settings) -> str | None:
 
 
 def retrain(
-    settings: Settings, *, trigger: RunTrigger, reason: str | None = None
+    settings: Settings, *, trigger: RunTrigger, reason: str | None = None, by_trainer: bool = False
 ) -> TrainingRun | None:
     """One retraining run, recorded in `training_runs`; returns it, or None when a scheduled
-    check finds too little new feedback."""
+    check finds too little new feedback. `by_trainer`: the trainer service runs it."""
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     try:
@@ -334,7 +334,10 @@ def retrain(
             if active is None:
                 raise RuntimeError("no active model to retrain")
             run = TrainingRun(
-                trigger=trigger.value, reason=reason or trigger.value, base_version=active.version
+                trigger=trigger.value,
+                reason=reason or trigger.value,
+                base_version=active.version,
+                by_trainer=by_trainer,
             )
             session.add(run)
             session.commit()
@@ -361,13 +364,14 @@ def retrain(
 def fail_interrupted_runs(settings: Settings) -> int:
     """Fail the runs a killed trainer left `running` (a run that can still catch its end fails
     itself), so they do not block retraining until `STALE_RUN`; the trainer calls this as it
-    starts. Returns how many."""
+    starts. A run `sentiment retrain` started is not the trainer's: it may still be going.
+    Returns how many."""
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
             failed = session.execute(
                 update(TrainingRun)
-                .where(TrainingRun.status == RunStatus.running)
+                .where(TrainingRun.status == RunStatus.running, TrainingRun.by_trainer)
                 .values(
                     status=RunStatus.failed,
                     error="the trainer stopped during the run",

@@ -30,7 +30,7 @@ def create_trainer_app(settings: Settings) -> Celery:
     @app.task(name=RETRAIN_TASK)
     def retrain_task(trigger: str, reason: str) -> None:
         try:
-            run = retrain(settings, trigger=RunTrigger(trigger), reason=reason)
+            run = retrain(settings, trigger=RunTrigger(trigger), reason=reason, by_trainer=True)
         except RunInProgress as exc:
             log.warning("%s: skipped (%s)", reason, exc)
             return

@@ -236,6 +236,9 @@ def test_a_starting_trainer_fails_the_runs_a_killed_one_left_running(settings, s
             [
                 TrainingRun(trigger="admin", reason="killed", status=RunStatus.running),
                 TrainingRun(trigger="admin", reason="over", status=RunStatus.promoted),
+                TrainingRun(
+                    trigger="admin", reason="by hand", status=RunStatus.running, by_trainer=False
+                ),
             ]
         )
         session.commit()
@@ -243,8 +246,24 @@ def test_a_starting_trainer_fails_the_runs_a_killed_one_left_running(settings, s
     with sessions() as session:
         runs = {run.reason: run for run in session.scalars(select(TrainingRun))}
         assert runs["killed"].status is RunStatus.failed and runs["killed"].finished_at
+        assert runs["by hand"].status is RunStatus.running
         assert runs["killed"].error == "the trainer stopped during the run"
-        assert runs["over"].status is RunStatus.promoted and running_run(session) is None
+        assert runs["over"].status is RunStatus.promoted
+        assert running_run(session).reason == "by hand"
+
+
+def test_the_trainers_runs_are_its_own_and_a_hand_started_run_is_not(
+    settings, sessions, tiny_model, fake_redis, monkeypatch
+) -> None:
+    import trainer.service
+    from sentiment_core.queue import RETRAIN_TASK
+
+    monkeypatch.setattr(trainer.service, "broker_redis", lambda _settings: fake_redis)
+    trainer.service.create_trainer_app(settings).tasks[RETRAIN_TASK]("admin", "by the trainer")
+    retrain(settings, trigger=RunTrigger.admin, reason="by hand")
+    with sessions() as session:
+        runs = {run.reason: run.by_trainer for run in session.scalars(select(TrainingRun))}
+    assert runs == {"by the trainer": True, "by hand": False}
 
 
 def contrary_model(settings, tmp_path) -> str:
