@@ -277,7 +277,8 @@ def stream_submission(submission: str):
     ---
     get:
       summary: Server-sent events of a submission's reviews as each is finished (done or
-        failed), those finished already first; the stream ends after the last
+        failed), those finished already first; the stream ends after the last, or after two
+        minutes with reviews still to come (open it again for the rest)
       parameters:
         - submission
       responses:

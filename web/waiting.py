@@ -39,6 +39,10 @@ RETRY_S = 2.0  # between attempts to reach Redis again
 # An event stream with no news for this long sends a comment, which keeps proxies from closing
 # it and shows a client gone, and reads the submission again in case an announcement was lost.
 KEEPALIVE_S = 15.0
+# An event stream ends after this long even with reviews still to come: each holds a web
+# thread, and while nothing is scored (Redis or the workers down) open pages would hold them
+# all. A client opens it again; the reviews finished by then come first.
+STREAM_LIFETIME_S = 120.0
 
 Key = tuple[str, object]  # ("review", id) or ("submission", id)
 
@@ -145,10 +149,11 @@ def submission_events(
     announcements: Announcements, sessions: sessionmaker[Session], submission: str
 ) -> Iterator[str]:
     """Server-sent events: each review of the submission as it is finished, those already
-    finished first; ends after the last."""
+    finished first; ends after the last, or after `STREAM_LIFETIME_S`."""
     sent: set[int] = set()
+    deadline = time.monotonic() + STREAM_LIFETIME_S
     with announcements.watch(submission=submission) as news:
-        while True:
+        while time.monotonic() < deadline:
             news.clear()
             statuses = submission_statuses(sessions=sessions, submission=submission)
             new = [i for i, status in statuses.items() if status in FINISHED and i not in sent]

@@ -11,6 +11,7 @@ from sqlalchemy import event, update
 
 from sentiment_core.db import Review, ReviewStatus, Sentiment, utcnow
 from sentiment_core.finished import CHANNEL, announce_finished
+from web import waiting
 from web.services import get_services
 
 SUBMISSION = "5" * 32
@@ -218,6 +219,18 @@ def test_the_event_stream_sends_each_review_as_it_finishes_then_closes(
     assert next(stream, None) is None  # the last review is finished: the stream ends
     assert time.monotonic() - started < 5  # on the announcements, not the 15 s re-check
     response.close()
+
+
+def test_an_event_stream_ends_after_its_lifetime_with_reviews_still_to_come(
+    client, sessions, fake_redis, monkeypatch
+) -> None:
+    monkeypatch.setattr(waiting, "STREAM_LIFETIME_S", 0.5)
+    monkeypatch.setattr(waiting, "KEEPALIVE_S", 0.2)
+    add_reviews(sessions, ReviewStatus.queued)
+    started = time.monotonic()
+    response = client.get(f"/api/v1/submissions/{SUBMISSION}/events")
+    assert response.status_code == 200 and events_of(response.data) == []
+    assert b": waiting" in response.data and 0.5 <= time.monotonic() - started < 3
 
 
 def test_a_finished_submission_streams_its_reviews_and_ends(client, sessions) -> None:
