@@ -291,6 +291,22 @@ class FairQueuePool(QueuePool):
     _queue_class = FairQueue  # the class QueuePool keeps its free connections in
 
 
+# A server that takes the connection and never answers (paused, frozen, cut off) would hold a
+# request, or a worker's batch, for ever: a connection must open in CONNECT_TIMEOUT_S, and one
+# whose data goes unacknowledged for 30 s is dropped. (A server process stopped on a host that
+# still acknowledges for it is not covered: its pooled connections wait.)
+CONNECT_TIMEOUT_S = 5
+POSTGRESQL_CONNECT = {
+    "options": "-c timezone=UTC",
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`. SQLite gets WAL and foreign keys so web and workers can share it;
     PostgreSQL sessions run in UTC, so times come back in UTC whatever the server's zone.
@@ -317,7 +333,7 @@ def make_engine(url: str) -> Engine:
         "max_overflow": 0,
     }
     if make_url(url).get_backend_name() == "postgresql":
-        return create_engine(url, connect_args={"options": "-c timezone=UTC"}, **pooled)
+        return create_engine(url, connect_args=POSTGRESQL_CONNECT, **pooled)
     return create_engine(url, **pooled)
 
 

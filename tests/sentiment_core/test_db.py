@@ -1,13 +1,21 @@
+import socket
 import threading
 import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, make_url, select
-from sqlalchemy.exc import TimeoutError
+from sqlalchemy.exc import OperationalError, TimeoutError
 from sqlalchemy.util.queue import Empty
 
-from sentiment_core.db import FairQueue, FairQueuePool, Review, make_engine, make_sessionmaker
+from sentiment_core.db import (
+    CONNECT_TIMEOUT_S,
+    FairQueue,
+    FairQueuePool,
+    Review,
+    make_engine,
+    make_sessionmaker,
+)
 from tests.databases import SERVER_URL, execute
 
 
@@ -22,6 +30,18 @@ def test_times_come_back_in_utc_whatever_the_servers_zone(settings) -> None:
         created_at = session.scalars(select(Review.created_at)).one()
     engine.dispose()
     assert created_at.utcoffset() == timedelta(0)
+
+
+def test_a_postgresql_server_that_never_answers_fails_the_connection_in_time() -> None:
+    hole = socket.socket()  # takes connections (the kernel's backlog) and never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    engine = make_engine(f"postgresql+psycopg://u:p@127.0.0.1:{hole.getsockname()[1]}/db")
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="timeout"):
+        engine.connect()
+    assert time.monotonic() - started < 2 * CONNECT_TIMEOUT_S
+    hole.close()
 
 
 def test_a_connection_put_back_goes_to_the_thread_that_waited_not_to_one_arriving(
