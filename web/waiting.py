@@ -93,6 +93,7 @@ class Announcements:
         self._stopped.set()
 
     def _listen(self) -> None:
+        lost = False  # logged once an outage, not at every retry
         while not self._stopped.is_set():
             try:
                 with self._redis.pubsub() as pubsub:
@@ -102,6 +103,9 @@ class Announcements:
                         if message is None:
                             continue
                         if message["type"] == "subscribe":
+                            if lost:
+                                log.warning("hearing the announcements again")
+                                lost = False
                             # Anything announced before now went unheard: everyone reads again.
                             self._wake(None)
                         elif message["type"] == "message":
@@ -109,7 +113,13 @@ class Announcements:
             except Exception:
                 if self._stopped.is_set():
                     return
-                log.warning("lost the announcements of finished reviews; retrying", exc_info=True)
+                if not lost:
+                    log.warning(
+                        "lost the announcements of finished reviews; retrying every %g s",
+                        RETRY_S,
+                        exc_info=True,
+                    )
+                lost = True
                 self._stopped.wait(RETRY_S)
 
     def _wake(self, finished: list[Finished] | None) -> None:

@@ -249,3 +249,21 @@ def test_the_events_of_an_unknown_submission_are_not_found(client) -> None:
     response = client.get(f"/api/v1/submissions/{'0' * 32}/events")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_an_outage_of_the_announcements_is_logged_once_and_its_end_too(monkeypatch, caplog) -> None:
+    import fakeredis
+
+    monkeypatch.setattr(waiting, "RETRY_S", 0.01)
+    server = fakeredis.FakeServer()
+    server.connected = False
+    announcements = waiting.Announcements(fakeredis.FakeRedis(server=server))
+    with caplog.at_level("WARNING", logger=waiting.__name__):
+        with announcements.watch(review=1) as news:
+            time.sleep(0.3)  # many retries
+            lost = [r.getMessage() for r in caplog.records]
+            server.connected = True
+            until(news.is_set)  # heard again: everyone reads again
+        announcements.stop()
+    assert lost == ["lost the announcements of finished reviews; retrying every 0.01 s"]
+    assert [r.getMessage() for r in caplog.records][1:] == ["hearing the announcements again"]
