@@ -305,6 +305,7 @@ def _publish(artifact: Pretrained, work: Path, root: Path, meta: dict) -> Path:
     latest = latest_artifact(root)
     final = root / f"p{int(latest.name[1:]) + 1 if latest else 1}"
     staged.rename(final)
-    (work / STATE_FILE).unlink()  # first: the folder removed half is then no checkpoint
+    # First, so that a kill while the folder is removed leaves no state naming deleted files.
+    (work / STATE_FILE).unlink(missing_ok=True)
     shutil.rmtree(work)
     return final
