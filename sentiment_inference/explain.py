@@ -61,7 +61,8 @@ def explain(scorer: Scorer, text: str) -> Explanation:
     seen = list(known)[-preprocessor.max_len :]  # the positions of the words the model reads
     window = [known[k] for k in seen]
     ends = [k for k in range(len(spans)) if k == len(spans) - 1 or ends_sentence(text, spans, k)]
-    prefixes = [[known[k] for k in seen if k <= end] for end in ends]
+    # Each read as the model reads a review: its last `max_len` known words.
+    prefixes = [[i for k, i in known.items() if k <= end][-preprocessor.max_len :] for end in ends]
     rows = prefixes or [window]  # the last prefix is the whole review
     if scorer.attribute is not None:
         method, weights = "integrated-gradients", attributions(scorer, window)
@@ -75,10 +76,16 @@ def explain(scorer: Scorer, text: str) -> Explanation:
     score, running = scores[len(rows) - 1], scores[: len(prefixes)]
     weight_of = dict(zip(seen, weights, strict=True))
     written = [(m.start(), m.end()) for m in WORD.finditer(text)]
-    tokens: dict[tuple[int, int], float] = {}  # each word as written, with its pieces' weights
-    for k, (_, start, end) in enumerate(spans):
+
+    def as_written(k: int) -> tuple[int, int]:
+        """The offsets of the word as written that holds token k (an ASCII piece of it)."""
+        _, start, end = spans[k]
         around = written[bisect.bisect_right(written, (start, len(text))) - 1]
-        word = around if around[0] <= start and end <= around[1] else (start, end)
+        return around if around[0] <= start and end <= around[1] else (start, end)
+
+    tokens: dict[tuple[int, int], float] = {}  # each word as written, with its pieces' weights
+    for k in range(len(spans)):
+        word = as_written(k)
         tokens[word] = tokens.get(word, 0.0) + weight_of.get(k, 0.0)
     return Explanation(
         method=method,
@@ -88,7 +95,7 @@ def explain(scorer: Scorer, text: str) -> Explanation:
             for (start, end), weight in tokens.items()
         ],
         running_scores=[
-            {"end": spans[k][2], "score": float(s)} for k, s in zip(ends, running, strict=True)
+            {"end": as_written(k)[1], "score": float(s)} for k, s in zip(ends, running, strict=True)
         ],
     )
 

@@ -61,6 +61,16 @@ def test_a_word_with_letters_outside_ascii_is_given_as_written(known) -> None:
     assert result.tokens[-1]["weight"] > 0 and result.tokens[0]["weight"] == 0
 
 
+def test_a_running_score_reads_its_sentence_as_the_model_reads_a_review(known) -> None:
+    """Its last `max_len` words: a sentence before the whole review's window still counts."""
+    text = "Good film. " + "Film café. " * known.preprocessor.max_len
+    result = explain(known, text)
+    first, second = result.running_scores[:2]
+    assert first == {"end": 9, "score": pytest.approx(1 / (1 + np.exp(-np.sqrt(3))))}
+    assert second["end"] == 20  # after "café", not after its ASCII piece "caf"
+    assert result.running_scores[-1]["score"] == pytest.approx(result.score)
+
+
 def test_the_trained_models_words_push_their_way(trained) -> None:
     preset, folder = trained
     scorer = Scorer.load("v", folder)
