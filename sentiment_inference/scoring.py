@@ -241,7 +241,10 @@ class Scorer:
             try:
                 self.compile(shape)
             except Exception:  # the fallback goes on scoring the shape
-                log.warning("could not compile model %s for %s", self.version, shape, exc_info=True)
+                if not _STOPPING.is_set():  # at exit, Keras may be torn down before this thread
+                    log.warning(
+                        "could not compile model %s for %s", self.version, shape, exc_info=True
+                    )
             with self._lock:
                 self._to_compile.pop(0)
 

@@ -84,6 +84,7 @@ def test_a_process_that_exits_while_a_shape_compiles_exits_cleanly(trained) -> N
         [sys.executable, "-c", script, str(trained[1])], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    assert "could not compile" not in run.stderr  # Keras is torn down first: no false alarm
 
 
 def test_an_empty_batch_scores_nothing(trained) -> None:
