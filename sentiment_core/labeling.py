@@ -78,20 +78,22 @@ def label_queue(
     """
     uncertainty = 1 - 2 * func.abs(Review.score - 0.5)
     disagree = case(((Review.shadow_score >= 0.5) != (Review.score >= 0.5), 1.0), else_=0.0)
+    # A review the model read none of (letters it cannot read) teaches it nothing: left out.
+    unreadable = (Review.unknown_share >= 1) & (func.coalesce(Review.new_words, "") == "")
     recent = recent_traffic(
-        Review.id, uncertainty + disagree, Review.new_words, Review.feedback.any()
+        Review.id, uncertainty + disagree, Review.new_words, Review.feedback.any(), unreadable
     )
     with sessions() as session:
         rows = session.execute(recent).all()
         known = known_to_active_model(session)
         words = {
             review_id: [word for word in (new or "").split() if not known(word)]
-            for review_id, _, new, _ in rows
+            for review_id, _, new, _, _ in rows
         }
         holding = Counter(word for these in words.values() for word in these)
         labels = Counter(
             word
-            for review_id, _, _, is_labeled in rows
+            for review_id, _, _, is_labeled, _ in rows
             if is_labeled and not held_out(review_id, holdout)
             for word in words[review_id]
         )
@@ -102,8 +104,8 @@ def label_queue(
 
         heap = [
             (-priority(review_id, base), -review_id, base)
-            for review_id, base, _, is_labeled in rows
-            if not is_labeled
+            for review_id, base, _, is_labeled, unreadable in rows
+            if not (is_labeled or unreadable)
         ]
         heapq.heapify(heap)
         chosen: list[int] = []

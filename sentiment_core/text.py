@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 SCHEME = "lower-words-v1"  # tokenization scheme; a model trained with another one refuses to load
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+# A word as written that holds no token: letters none of which are ASCII (Cyrillic, CJK, …).
+_UNREADABLE = re.compile(r"(?<!\w)[^\W\d_a-zA-Z]+(?!\w)")
 PAD = 0  # index 0 is padding; words are numbered from 1 by falling frequency
 
 
@@ -49,7 +51,8 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
 class Reading(NamedTuple):
     """What a model reads of a text: its words' indices in the vocabulary (the last `max_len`),
     and the words outside it: how many, their share of its words (0 for a text without words),
-    and each of them once, space-separated."""
+    both counting the words written in letters the tokenizer does not read, and the words it
+    could learn, each once, space-separated."""
 
     ids: list[int]
     unknown: int
@@ -96,10 +99,11 @@ class Preprocessor:
                     outside.append(word)
                 else:
                     ids.append(i)
-            words = len(ids) + len(outside)
-            share = len(outside) / words if words else 0.0
+            unknown = len(outside) + len(_UNREADABLE.findall(text))
+            words = len(ids) + unknown
+            share = unknown / words if words else 0.0
             new_words = " ".join(dict.fromkeys(outside))
-            readings.append(Reading(ids[-self.max_len :], len(outside), share, new_words))
+            readings.append(Reading(ids[-self.max_len :], unknown, share, new_words))
         return readings
 
     def index_of(self, word: str) -> int | None:

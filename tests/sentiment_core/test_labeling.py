@@ -1,9 +1,10 @@
 """The label queue's ranking, and the rules it shares with the trainer."""
 
 import pytest
+from sqlalchemy import update
 
 from sentiment_core import labeling
-from sentiment_core.db import Feedback, Sentiment
+from sentiment_core.db import Feedback, Review, Sentiment
 from sentiment_core.labeling import label_queue
 from tests.factories import add_scored
 
@@ -51,3 +52,14 @@ def test_words_the_active_model_has_learned_since_are_no_longer_new(sessions, ti
     """An older model recorded "wonderful" as new; the active one knows it."""
     w1, w2, w3, zorgly = add_scored(sessions, [(0.9, w) for w in ["wonderful"] * 3 + ["zorgly"]])
     assert queue(sessions) == [zorgly, w3, w2, w1]
+
+
+def test_a_review_the_model_read_none_of_is_left_out(sessions) -> None:
+    """Written in letters the tokenizer does not read: unsure as a review can be, but its label
+    would teach nothing. All new words still count."""
+    read, unread, new = add_scored(sessions, [(0.7, ""), (0.5, ""), (0.9, "x")])
+    with sessions() as session:
+        session.execute(update(Review).where(Review.id == unread).values(unknown_share=1.0))
+        session.execute(update(Review).where(Review.id == new).values(unknown_share=1.0))
+        session.commit()
+    assert queue(sessions) == [new, read]

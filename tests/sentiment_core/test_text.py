@@ -51,11 +51,16 @@ def test_encode_drops_unknown_words_and_keeps_the_last_tokens() -> None:
 def test_read_encodes_and_lists_the_words_outside_the_vocabulary_once_each() -> None:
     pre = Preprocessor(vocab=("a", "b", "c"), max_len=3)
     texts = ["a x b c a X y", "zzz zzz", "", "b"]
+    texts += ["Привет мир, b!", "这部电影很好", "🎬 !!", "b café"]
     assert pre.read(texts) == [
         Reading([2, 3, 1], 3, 3 / 7, "x y"),
         Reading([], 2, 1.0, "zzz"),
         Reading([], 0, 0.0, ""),
         Reading([2], 0, 0.0, ""),
+        Reading([2], 2, 2 / 3, ""),  # words it cannot read are unknown, and not to learn
+        Reading([], 1, 1.0, ""),
+        Reading([], 0, 0.0, ""),  # no word
+        Reading([2], 1, 1 / 2, "caf"),  # read in part: its ASCII piece
     ]
     assert [reading.ids for reading in pre.read(texts)] == pre.encode(texts)
 
