@@ -13,11 +13,12 @@ positive. Two methods, by what the model allows:
   forward pass over as many copies of the review as it has words.
 
 Limits: a weight says what one word does with all the others in place. Words that act only
-together ("not" and "good") share the effect between them, and a word repeated many times
-spreads its effect over its copies. Words outside the vocabulary, and words before the last
-`max_len` the model reads, have weight 0: the model never sees them. The model reads a word
-with letters outside ASCII by its ASCII pieces ("Café" as "caf"); the explanation gives the word
-as written, with the weights of its pieces added up.
+together ("not" and "good") share the effect between them. A repeated word's n-gram term goes
+to its first copy (the bag holds each n-gram once); its LSTM part spreads over its copies.
+Words outside the vocabulary, and words before the last `max_len` the model reads, have weight
+0: the model never sees them. The model reads a word with letters outside ASCII by its ASCII
+pieces ("Café" as "caf"); the explanation gives the word as written, with the weights of its
+pieces added up.
 """
 
 from __future__ import annotations
