@@ -51,6 +51,25 @@ def user_errors():
         raise click.ClickException(str(exc)) from exc
 
 
+@contextmanager
+def database_errors():
+    """A server that is down or a file that is no database: one line."""
+    from sqlalchemy.exc import DatabaseError
+
+    try:
+        yield
+    except DatabaseError as exc:
+        reason = str(exc.orig).splitlines()[0]
+        raise click.ClickException(f"cannot open the database: {reason}") from exc
+
+
+def upgrade(settings: Settings) -> None:
+    from sentiment_core.migrate import upgrade_database
+
+    with database_errors():
+        upgrade_database(settings)
+
+
 @click.group()
 def cli() -> None:
     """Queue-based movie review sentiment scoring."""
@@ -68,9 +87,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to DATABASE_URL."""
-    from sentiment_core.migrate import upgrade_database
-
-    upgrade_database(Settings.from_env())
+    upgrade(Settings.from_env())
     click.echo("database is up to date")
 
 
@@ -84,12 +101,13 @@ def train(
     data_path: str | None, preset: str, epochs: int | None, max_samples: int | None, seed: int
 ) -> None:
     """Train a model version, register it, and activate it if none is active."""
-    from sentiment_core.migrate import upgrade_database
+    from sentiment_cli.processes import interrupt_on_sigterm
     from trainer.data import load_dataset, resolve_data
     from trainer.train import TrainRequest, train_and_register
 
+    interrupt_on_sigterm()  # a run stopped with SIGTERM cleans up as after Ctrl-C
     settings = Settings.from_env()
-    upgrade_database(settings)
+    upgrade(settings)
     with user_errors():
         dataset = load_dataset(resolve_data(data_path or settings.imdb_data, settings.data_dir))
         row = train_and_register(
@@ -134,10 +152,12 @@ def pretrain(
     after its last finished epoch."""
     from tqdm import tqdm
 
+    from sentiment_cli.processes import interrupt_on_sigterm
     from trainer.data import DataError, load_dataset, load_unlabeled, resolve_data, unlabeled_path
     from trainer.pretrain import META_FILE
     from trainer.pretrain import pretrain as learn_vectors
 
+    interrupt_on_sigterm()
     settings = Settings.from_env()
     with user_errors():
         data = resolve_data(data_path or settings.imdb_data, settings.data_dir)
@@ -166,17 +186,13 @@ def migrated_engine(url: str):
     """An engine on `url` once the migrations have built its schema; else one line saying how
     to build it, leaving no empty SQLite file behind (connecting would create one)."""
     from sqlalchemy import inspect
-    from sqlalchemy.exc import DatabaseError
 
     from sentiment_core.db import make_engine
 
     engine = make_engine(url)
     no_file = engine.dialect.name == "sqlite" and not Path(engine.url.database or "").is_file()
-    try:
+    with database_errors():
         built = not no_file and inspect(engine).has_table("alembic_version")
-    except DatabaseError as exc:  # a server that is down, a file that is no database
-        reason = str(exc.orig).splitlines()[0]
-        raise click.ClickException(f"cannot open the database: {reason}") from exc
     if not built:
         engine.dispose()
         raise click.ClickException(NO_DATABASE)
@@ -213,10 +229,14 @@ def load_scorer(version: str | None, without: str | None = None):
 @click.argument("texts", nargs=-1)
 def predict(texts: tuple[str, ...]) -> None:
     """Score reviews in-process with the active model (one per argument, or per stdin line)."""
-    reviews = list(texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    from sentiment_core.db import Sentiment
+    from sentiment_core.inputs import clean_text
+
+    reviews = list(texts) or [line.rstrip("\n") for line in sys.stdin or () if line.strip()]
     if not reviews:
         raise click.ClickException("give reviews as arguments or one per line on stdin")
-    from sentiment_core.db import Sentiment
+    with user_errors():  # the API's rules: no empty text, no character that is not text
+        reviews = [clean_text(text, f"review {i}") for i, text in enumerate(reviews, start=1)]
 
     scorer = load_scorer(None)
     for text, score in zip(reviews, scorer.score(reviews), strict=True):
@@ -229,10 +249,12 @@ def predict(texts: tuple[str, ...]) -> None:
 def explain(text: str) -> None:
     """Print why the active model scores a review as it does: one JSON object with each word's
     weight (log-odds; positive pushes toward positive) and the score sentence by sentence."""
-    if not text.strip():
-        raise click.ClickException("give the review to explain as the argument")
     from sentiment_core.db import Sentiment
+    from sentiment_core.inputs import clean_text
     from sentiment_inference.explain import explain as explain_text
+
+    with user_errors():
+        text = clean_text(text, "the review")
 
     scorer = load_scorer(None)
     result = explain_text(scorer, text)
@@ -304,7 +326,7 @@ def models_rollback() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--workers", type=click.IntRange(min=1), default=2, show_default=True,
     help="gunicorn worker processes.",
@@ -426,10 +448,12 @@ def beat(loglevel: str) -> None:
 @click.option("--reason", default="started from the command line", show_default=True)
 def retrain(reason: str) -> None:
     """Run one retraining run now, in this process, and print its record as JSON."""
+    from sentiment_cli.processes import interrupt_on_sigterm
     from sentiment_core.db import RunTrigger
     from sentiment_core.schemas import RunPublic
     from trainer.retrain import retrain as run_retraining
 
+    interrupt_on_sigterm()  # the run is recorded failed, as after Ctrl-C, and blocks no other
     settings = Settings.from_env()
     migrated_engine(settings.database_url).dispose()  # no database yet: one line, not a traceback
     with user_errors():  # a run in progress, no active model, unreadable data
@@ -448,7 +472,7 @@ def retrain(reason: str) -> None:
     help="What to train when no model is registered (without --quick).",
 )  # fmt: skip
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--workers", type=click.IntRange(min=1), default=1, show_default=True,
     help="Scoring worker processes.",
@@ -466,7 +490,6 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
         wait_until_ready,
     )
     from sentiment_core.db import make_engine, make_sessionmaker
-    from sentiment_core.migrate import upgrade_database
     from sentiment_core.registry import list_versions
     from trainer.pretrain import latest_artifact
 
@@ -487,7 +510,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
             redis_process, env["REDIS_URL"] = start_redis(settings.var_dir / "redis")
             children.append(redis_process)
             click.echo(f"embedded Redis at {env['REDIS_URL']}")
-        upgrade_database(settings)
+        upgrade(settings)
         with make_sessionmaker(make_engine(settings.database_url))() as session:
             has_model = bool(list_versions(session))
         if not has_model:

@@ -39,6 +39,24 @@ RATE_LIMITS: Accepts = (
     lambda v: re.fullmatch(f"{_RATE}(?:[,;|]{_RATE})*", v, re.IGNORECASE) is not None,
     'a rate limit such as "120/minute" or "10 per second; 1000 per day"',
 )
+
+
+def _opens(url: str) -> bool:
+    """Whether SQLAlchemy can parse `url` and this install has its driver."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except (ArgumentError, ImportError):
+        return False
+    return True
+
+
+DATABASE_URLS: Accepts = (
+    lambda v: not v or _opens(v),
+    'a database URL whose driver is installed, such as "postgresql+psycopg://user:pw@host/db"',
+)
 # How a variable's text becomes its setting's type (the field's annotation), and that type's name.
 PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "str": (str, "text"),
@@ -68,7 +86,7 @@ class Settings:
     """
 
     var_dir: Path = setting("SENTIMENT_VAR", Path("var"))
-    database_url: str = setting("DATABASE_URL", "")  # empty: SQLite in var_dir
+    database_url: str = setting("DATABASE_URL", "", DATABASE_URLS)  # empty: SQLite in var_dir
     redis_url: str | None = setting("REDIS_URL", None)
     model_dir: Path = setting("MODEL_DIR", Path())
     imdb_data: str | None = setting("IMDB_DATA", None)  # None: download the official archive

@@ -4,6 +4,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import inspect
@@ -67,9 +69,17 @@ def test_explain_prints_each_word_with_its_weight(settings, tiny_model) -> None:
     weight = {t["text"]: t["weight"] for t in shown["tokens"]}
     assert weight["wonderful"] > 0 > weight["Awful"]
     assert [r["end"] for r in shown["running_scores"]] == [16, 35]
-    assert sentiment(settings, "explain", "  ").stderr.strip() == (
-        "Error: give the review to explain as the argument"
-    )
+    for empty in ("  ", "\u200b"):
+        assert sentiment(settings, "explain", empty).stderr.strip() == "Error: the review is empty"
+
+
+def test_predict_refuses_what_the_api_refuses_in_one_line(settings, tiny_model) -> None:
+    for texts, stdin, error in (
+        (["fine", " \u200b "], None, "Error: review 2 is empty"),
+        ([], "fine\nbad \x00 byte\n", "Error: review 2 contains a character that is not text"),
+    ):
+        result = sentiment(settings, "predict", *texts, stdin=stdin)
+        assert (result.returncode, result.stdout, result.stderr.strip()) == (1, "", error)
 
 
 def test_train_registers_and_activates_a_model(settings, tmp_path) -> None:
@@ -78,6 +88,21 @@ def test_train_registers_and_activates_a_model(settings, tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("model v1 active: test accuracy")
     assert (settings.model_dir / "v1" / "model.keras").is_file()
+
+
+def test_a_training_run_stopped_with_sigterm_leaves_no_staged_folder(settings, tmp_path) -> None:
+    data = write_jsonl(tmp_path / "reviews.jsonl")
+    env = dict(os.environ, SENTIMENT_VAR=str(settings.var_dir), MODEL_DIR=str(settings.model_dir))
+    env["DATABASE_URL"] = settings.database_url
+    command = [sys.executable, "-m", "sentiment_cli.main", "train", "--data", str(data)]
+    run = subprocess.Popen([*command, "--preset", "tiny"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 120
+    while not list(settings.model_dir.glob(".staging-*")):
+        assert run.poll() is None and time.monotonic() < deadline, "never staged"
+        time.sleep(0.02)
+    run.terminate()
+    assert run.wait(60) != 0
+    assert list(settings.model_dir.iterdir()) == []
 
 
 def test_train_on_a_bad_file_fails_with_one_line(settings, tmp_path) -> None:
@@ -154,6 +179,20 @@ def test_commands_that_read_the_database_need_one_in_one_line(tmp_path) -> None:
                 "Error: no database yet: run `sentiment train` (or `sentiment db upgrade`)\n"
             ), command
     assert not (tmp_path / "new.db").exists()  # asking made no empty SQLite file
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(settings, tmp_path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database, " * 100)
+    for url, error in (
+        (f"sqlite:///{junk}", "Error: cannot open the database: file is not a database"),
+        ("garbage", "Error: DATABASE_URL must be a database URL whose driver is installed"),
+        ("mysql://u@h/x", "Error: DATABASE_URL must be a database URL whose driver is installed"),
+    ):
+        for command in (["db", "upgrade"], ["train", "--preset", "tiny"]):
+            result = sentiment(replace(settings, database_url=url), *command)
+            assert result.returncode == 1 and result.stderr.startswith(error), (url, command)
+            assert "Traceback" not in result.stderr
 
 
 def test_evaluate_prints_metrics_for_a_labeled_file(settings, tiny_model, tmp_path) -> None:
