@@ -18,6 +18,12 @@ from tests.test_end_to_end import call, wait_for_results
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def every_batch_in_shadow(monkeypatch) -> None:
+    """Before the worker of `service` starts: it scores every batch with a candidate in shadow."""
+    monkeypatch.setenv("SHADOW_SHARE", "1")
+
+
 @contextmanager
 def retraining_services(settings, imdb, tmp_path):
     """The trainer service, and later the beat: `start_beat()` starts the schedule."""
@@ -27,7 +33,8 @@ def retraining_services(settings, imdb, tmp_path):
         "RETRAIN_MIN_FEEDBACK": "20",
         # The written IMDb stand-in has 12 reviews; let feedback be most of the training data.
         "FEEDBACK_MAX_SHARE": "0.9",
-        # A candidate that passes scores in shadow for 3 s; the next check then decides.
+        # A candidate that passes scores in shadow for 3 s; the first check after it has scored
+        # a review decides.
         "SHADOW_PERIOD_S": "3",
     }
     processes = []
@@ -94,9 +101,13 @@ def test_feedback_on_a_new_word_is_learned_and_promoted(service, tiny_model, tmp
         assert accuracy(before, labels) <= 0.75, "the base model already knows these words"
         give_feedback(base, before, labels)
         beat()
+        assert finished_run(base, also=("shadow",))["status"] == "shadow"
+        in_shadow = score(base, texts[:4])  # traffic for the candidate to score in shadow
         run = finished_run(base)
 
     assert run["status"] == "promoted", run
+    assert {r["model_version"] for r in in_shadow} == {tiny_model}  # served by the active model
+    assert run["metrics"]["shadow"]["scored"] == 4
     assert run["decision"].startswith("promoted after its shadow period"), run["decision"]
     assert run["trigger"] == "schedule" and run["reason"].startswith("80 new feedback labels")
     assert run["mode"] == "fine-tune" and "vocabulary grows by" in run["mode_reason"]
