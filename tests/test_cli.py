@@ -1,3 +1,4 @@
+import fcntl
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
+from sentiment_cli.processes import free_port
 from sentiment_core.db import make_engine
 from sentiment_core.settings import Settings
 from tests.databases import empty_database
@@ -148,6 +150,26 @@ def test_up_refuses_a_port_in_use_before_it_starts_anything(settings) -> None:
         f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"
     )
     assert not (settings.var_dir / "redis").exists()
+
+
+def test_up_refuses_to_run_beside_another_up_on_the_same_folder(settings) -> None:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.var_dir / "up.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `up` holds it
+        result = sentiment(settings, "up", "--port", str(free_port()))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"Error: a `sentiment up` already runs on {settings.var_dir}"
+    assert not (settings.var_dir / "redis").exists()
+
+
+def test_up_says_why_its_redis_did_not_start(settings) -> None:
+    (settings.var_dir / "redis").mkdir(parents=True)
+    (settings.var_dir / "redis" / "appendonly.aof").write_text("garbage\r\n")
+    result = sentiment(settings, "up", "--port", str(free_port()))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: embedded Redis did not start on port ")
+    assert "Bad file format reading the append only file" in line
 
 
 def test_db_upgrade_creates_the_schema(tmp_path) -> None:
