@@ -296,8 +296,9 @@ class FairQueuePool(QueuePool):
 # whose data goes unacknowledged for 30 s is dropped. (A server process stopped on a host that
 # still acknowledges for it is not covered: its pooled connections wait.)
 CONNECT_TIMEOUT_S = 5
+UTC_SESSIONS = "-c timezone=UTC"
 POSTGRESQL_CONNECT = {
-    "options": "-c timezone=UTC",
+    "options": UTC_SESSIONS,
     "connect_timeout": CONNECT_TIMEOUT_S,
     "keepalives": 1,
     "keepalives_idle": 30,
@@ -332,8 +333,16 @@ def make_engine(url: str) -> Engine:
         "pool_size": POOL_SIZE,
         "max_overflow": 0,
     }
-    if make_url(url).get_backend_name() == "postgresql":
-        return create_engine(url, connect_args=POSTGRESQL_CONNECT, **pooled)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        # The URL's own options win; its server options follow the time zone's.
+        given = parsed.query
+        connect = {k: v for k, v in POSTGRESQL_CONNECT.items() if k not in given}
+        extra = given.get("options", ())
+        connect["options"] = " ".join(
+            [UTC_SESSIONS, *([extra] if isinstance(extra, str) else extra)]
+        )
+        return create_engine(url, connect_args=connect, **pooled)
     return create_engine(url, **pooled)
 
 

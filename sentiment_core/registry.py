@@ -160,7 +160,7 @@ def check_artifact(row: ModelVersion) -> None:
 def activate_version(session: Session, version: str) -> ModelVersion:
     """Point the `active` alias at `version`; raises LookupError for an unknown version, and
     Conflict for one whose artifact files are gone or no longer match its checksum, which no
-    worker could load (hashed before any lock is taken: a fifth of a second for 60 MB)."""
+    worker could load (hashed before this takes its locks: a fifth of a second for 60 MB)."""
     row = get_version(session, version)
     if row is None:
         raise LookupError(f"no model version {version!r}")

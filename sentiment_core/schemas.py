@@ -70,7 +70,10 @@ class ToLabel(ReviewPublic):
     )
     unknown_words = fields.Integer(
         allow_none=True,
-        metadata={"description": "How many of the review's words the model's vocabulary lacks"},
+        metadata={
+            "description": "How many of the review's words the model's vocabulary lacks, those "
+            "in letters its tokenizer does not read included"
+        },
     )
     unknown_share = fields.Float(
         allow_none=True,
@@ -82,7 +85,8 @@ class ToLabel(ReviewPublic):
         metadata={
             "type": "array",
             "items": {"type": "string"},
-            "description": "The review's words that the model's vocabulary lacks, once each",
+            "description": "The review's words that the model's vocabulary lacks and could "
+            "learn (as its tokenizer reads them), once each",
         },
     )
 

@@ -21,8 +21,21 @@ if TYPE_CHECKING:
 SCHEME = "lower-words-v1"  # tokenization scheme; a model trained with another one refuses to load
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
-# A word as written that holds no token: letters none of which are ASCII (Cyrillic, CJK, …).
-_UNREADABLE = re.compile(r"(?<!\w)[^\W\d_a-zA-Z]+(?!\w)")
+# Words as written: what lies between spaces and ASCII punctuation but the apostrophe (a
+# combining mark stays with its letter); one with a letter or digit but none in ASCII holds no
+# token (Cyrillic, Devanagari, CJK, …).
+_WRITTEN = re.compile(r"[^\s!-&(-/:-@\[-`{-~]+")
+_ALNUM, _ASCII_ALNUM = re.compile(r"[^\W_]"), re.compile(r"[a-zA-Z0-9]")
+
+
+def unreadable_words(text: str) -> int:
+    """How many words of `text` the tokenizer reads nothing of."""
+    if text.isascii():
+        return 0
+    written = _WRITTEN.findall(text)
+    return sum(1 for w in written if _ALNUM.search(w) and not _ASCII_ALNUM.search(w))
+
+
 PAD = 0  # index 0 is padding; words are numbered from 1 by falling frequency
 
 
@@ -99,7 +112,7 @@ class Preprocessor:
                     outside.append(word)
                 else:
                     ids.append(i)
-            unknown = len(outside) + len(_UNREADABLE.findall(text))
+            unknown = len(outside) + unreadable_words(text)
             words = len(ids) + unknown
             share = unknown / words if words else 0.0
             new_words = " ".join(dict.fromkeys(outside))

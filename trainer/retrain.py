@@ -60,7 +60,7 @@ from sentiment_core.registry import (
 from sentiment_core.runs import close_run, hold_run, running_run, shadow_figures
 from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
-from sentiment_inference.scoring import ArtifactError, Scorer
+from sentiment_inference.scoring import Scorer
 from trainer.data import Dataset, Split, load_dataset, resolve_data
 from trainer.model import PRESETS
 from trainer.pretrain import Pretrained, latest_artifact, load_pretrained
@@ -240,12 +240,13 @@ def review_shadow(settings: Settings, session: Session, run: TrainingRun) -> Non
     """Record a candidate's figures in shadow so far; once its period is over, promote it
     unless the feedback that arrived on the reviews it scored says it is worse (the interval of
     its difference from the served model lies below 0), or the active model changed. A
-    candidate that has scored no review yet has no live evidence: its period goes on, unless
-    its artifact is gone or damaged, when no worker could load it."""
+    candidate that has scored no review yet has no live evidence: its period goes on, as long
+    again at most, unless its artifact is gone or damaged, when no worker could load it."""
     figures = shadow_figures(session, run)
     shadow = run.metrics["shadow"] | figures.as_dict()
     run.metrics = run.metrics | {"shadow": shadow}
-    if utcnow() < datetime.fromisoformat(shadow["until"]):
+    until = datetime.fromisoformat(shadow["until"])
+    if utcnow() < until:
         return
     if closed_as_served(session, run, active_version(session)):
         return
@@ -256,6 +257,10 @@ def review_shadow(settings: Settings, session: Session, run: TrainingRun) -> Non
             check_artifact(candidate)
         except Conflict as exc:
             close_run(session, run, False, f"{run.decision}; not promoted: {exc.message}")
+            return
+        if utcnow() >= until + timedelta(seconds=settings.shadow_period_s):
+            reason = "not promoted: it scored no review in shadow, in twice its period"
+            close_run(session, run, False, f"{run.decision}; {reason}")
         return
     live = paired_difference(
         [c for c, _ in figures.pairs], [a for _, a in figures.pairs], settings.gate_confidence
@@ -488,10 +493,11 @@ def recheck(settings: Settings, session: Session, run: TrainingRun) -> None:
     look = run.metrics.get("looks", 1) + 1
     confidence = look_confidence(settings.gate_confidence, look)
     try:
-        feedback = compare(scorer_for(candidate), scorer_for(active), as_split(holdout), confidence)
-    except ArtifactError as exc:
-        close_run(session, run, False, f"{run.decision}; not judged again: {exc}")
+        check_artifact(candidate)
+    except Conflict as exc:
+        close_run(session, run, False, f"{run.decision}; not judged again: {exc.message}")
         return
+    feedback = compare(scorer_for(candidate), scorer_for(active), as_split(holdout), confidence)
     if not hold_run(session, run):
         return  # decided elsewhere while its labels were scored
     run.counts = dict(run.counts) | {"feedback_holdout": len(holdout)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select, text
@@ -104,11 +105,18 @@ def newest_first(model, schema):
 
 @api.before_request
 def refuse_cross_site_writes() -> None:
-    """A write that a browser says another site's page sent (Sec-Fetch-Site) is refused. A JSON
-    body already needs the page's own script, but an explanation request has no body: any site
-    could have its visitors queue explanations. Programs send no such header."""
-    site = request.headers.get("Sec-Fetch-Site", "none")
-    if request.method not in ("GET", "HEAD", "OPTIONS") and site not in ("same-origin", "none"):
+    """A write that a browser says another site's page sent is refused: by Sec-Fetch-Site, or
+    where a browser sends none (plain HTTP to a host other than localhost), by an Origin that
+    names another host. A JSON body already needs the page's own script, but an explanation
+    request has no body: any site could have its visitors queue explanations. Programs send
+    neither header."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site not in (None, "same-origin", "none") or (
+        site is None and origin is not None and urlsplit(origin).netloc != request.host
+    ):
         raise Forbidden("cross_site", "the API takes no writes from another site's pages")
 
 

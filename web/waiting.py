@@ -172,5 +172,5 @@ def submission_events(
                 yield f"data: {json.dumps(ReviewPublic().dump(review))}\n\n"
             if len(sent) == len(statuses):
                 return
-            if not news.wait(KEEPALIVE_S):
+            if not news.wait(min(KEEPALIVE_S, max(0.0, deadline - time.monotonic()))):
                 yield ": waiting\n\n"

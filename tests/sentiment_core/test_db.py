@@ -32,6 +32,19 @@ def test_times_come_back_in_utc_whatever_the_servers_zone(settings) -> None:
     assert created_at.utcoffset() == timedelta(0)
 
 
+@pytest.mark.skipif(not SERVER_URL, reason="needs TEST_DATABASE_URL")
+def test_a_urls_own_connection_options_are_kept(settings) -> None:
+    options = {"connect_timeout": "60", "options": "-c search_path=elsewhere"}
+    url = make_url(settings.database_url).update_query_dict(options)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW search_path").scalar() == "elsewhere"
+        assert connection.exec_driver_sql("SHOW timezone").scalar() == "UTC"
+        parameters = connection.connection.dbapi_connection.info.get_parameters()
+        assert parameters["connect_timeout"] == "60" and parameters["keepalives"] == "1"
+    engine.dispose()
+
+
 def test_a_postgresql_server_that_never_answers_fails_the_connection_in_time() -> None:
     hole = socket.socket()  # takes connections (the kernel's backlog) and never answers
     hole.bind(("127.0.0.1", 0))

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentiment_core.text import Preprocessor, Reading, token_spans, tokenize
+from sentiment_core.text import Preprocessor, Reading, token_spans, tokenize, unreadable_words
 
 
 def test_tokenize_lowercases_and_treats_line_breaks_as_spaces() -> None:
@@ -63,6 +63,22 @@ def test_read_encodes_and_lists_the_words_outside_the_vocabulary_once_each() -> 
         Reading([2], 1, 1 / 2, "caf"),  # read in part: its ASCII piece
     ]
     assert [reading.ids for reading in pre.read(texts)] == pre.encode(texts)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("a fine film, don't miss it", 0),
+        ("Café crème — naïve 2回目 🎬 !!", 0),  # each has an ASCII piece; a dash, an emoji: no word
+        ("नमस्ते दुनिया", 2),  # combining marks stay with their letters
+        ("ภาพยนตร์ดีมาก", 1),  # no spaces: one word as written
+        ("\u0438\u0306\u043e\u0433\u0430", 1),  # "йога" decomposed: и and a combining breve
+        ("м'ясо смачне, д’Артаньян", 3),  # apostrophes inside a word
+        ("_Отлично_ movie, Привет_мир", 3),
+    ],
+)
+def test_unreadable_words_are_the_words_as_written_without_an_ascii_piece(text, words) -> None:
+    assert unreadable_words(text) == words
 
 
 def test_pad_left_pads_and_truncates_from_the_left() -> None:

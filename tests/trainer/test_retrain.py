@@ -477,6 +477,17 @@ def test_a_shadow_period_goes_on_until_the_candidate_has_scored_a_review(
     assert "in shadow it scored 1 reviews" in decided.decision
 
 
+def test_a_candidate_that_scored_nothing_in_twice_its_shadow_period_is_rejected(
+    settings, sessions, tiny_model, tmp_path
+) -> None:
+    candidate = contrary_model(settings, tmp_path)
+    ended = utcnow() - timedelta(seconds=settings.shadow_period_s + 1)
+    add_shadow_run(sessions, tiny_model, candidate, until=ended)
+    decided = retrain(settings, trigger=RunTrigger.schedule)
+    assert decided.status is RunStatus.rejected
+    assert decided.decision.endswith("it scored no review in shadow, in twice its period")
+
+
 @pytest.mark.parametrize("pending", ["waiting", "shadow"])
 def test_a_candidate_an_admin_activated_meanwhile_closes_its_run_as_promoted(
     settings, sessions, tiny_model, tmp_path, pending
@@ -495,18 +506,20 @@ def test_a_candidate_an_admin_activated_meanwhile_closes_its_run_as_promoted(
         assert active_version(session).version == candidate
 
 
+@pytest.mark.parametrize("gone", ["the folder", PREPROCESSOR_FILE])
 def test_a_waiting_run_whose_candidate_is_gone_is_rejected_when_judged_again(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, tmp_path, gone
 ) -> None:
     candidate = contrary_model(settings, tmp_path)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0)
     add_waiting_run(sessions, settings, tiny_model, candidate)
     with sessions() as session:
-        shutil.rmtree(get_version(session, candidate).artifact_path)
+        folder = Path(get_version(session, candidate).artifact_path)
+    shutil.rmtree(folder) if gone == "the folder" else (folder / gone).unlink()
     add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
     decided = retrain(settings, trigger=RunTrigger.schedule)
     assert decided.status is RunStatus.rejected
-    assert f"not judged again: model {candidate}: no artifact at" in decided.decision
+    assert f"not judged again: model {candidate}: its artifact at" in decided.decision
 
 
 def test_a_waiting_run_closed_while_it_is_judged_again_stays_closed(

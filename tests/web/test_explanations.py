@@ -119,5 +119,9 @@ def test_another_sites_page_cannot_make_its_visitors_ask_for_explanations(
         assert session.scalars(select(Explanation)).all() == []
     assert fake_redis.llen(EXPLANATION_QUEUE) == 0
     assert client.get(url, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 404
+    for origin in ("http://elsewhere.example", "null"):  # a browser that sends no Sec-Fetch-Site
+        refused = client.post(url, headers={"Origin": origin})
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "cross_site"
     assert client.post(url, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 202
-    assert client.post(url).status_code == 202  # a program: no such header
+    assert client.post(url, headers={"Origin": "http://localhost"}).status_code == 202
+    assert client.post(url).status_code == 202  # a program: neither header
