@@ -1,4 +1,5 @@
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -28,8 +29,10 @@ from sentiment_core.registry import (
     get_version,
 )
 from sentiment_core.runs import close_run, running_run
+from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor
 from tests.conftest import add_model
+from tests.databases import database_copy
 from tests.factories import (
     NEGATIVE,
     POSITIVE,
@@ -266,14 +269,20 @@ def test_the_trainers_runs_are_its_own_and_a_hand_started_run_is_not(
     assert runs == {"by the trainer": True, "by hand": False}
 
 
-def contrary_model(settings, tmp_path) -> str:
-    """Registers, inactive, a tiny model trained on the tiny reviews labeled the wrong way."""
+@pytest.fixture(scope="module")
+def contrary_artifact(tmp_path_factory, migrated_db) -> Iterator[Path]:
+    """A tiny model trained once per module on the tiny reviews labeled the wrong way."""
     flipped = tiny_dataset()
     flipped.train.labels[:] = [1 - label for label in flipped.train.labels]
-    contrary = train_and_register(
-        replace(settings, model_dir=tmp_path / "contrary"), flipped, TrainRequest(preset="tiny")
-    )
-    return add_model(settings, Path(contrary.artifact_path), activate=False)
+    root = tmp_path_factory.mktemp("contrary")
+    with database_copy(migrated_db, root) as url:
+        settings = Settings(var_dir=root, database_url=url, model_dir=root)
+        yield Path(train_and_register(settings, flipped, TrainRequest(preset="tiny")).artifact_path)
+
+
+def contrary_model(settings, contrary_artifact: Path) -> str:
+    """Registers the contrary model, inactive."""
+    return add_model(settings, contrary_artifact, activate=False)
 
 
 def add_waiting_run(sessions, settings, base: str, candidate: str) -> None:
@@ -310,11 +319,11 @@ def test_an_admins_run_frees_the_request_once_it_ends(settings, sessions, fake_r
 
 
 def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, contrary_artifact
 ) -> None:
     """The candidate answers every review the other way round from the active model; the
     held-out labels side with the candidate, two at first (too few to decide), then six."""
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0, shadow_period_s=0)
     add_waiting_run(sessions, settings, tiny_model, candidate)
     contrary_labels = [["negative"]] * 6 + [["positive"]] * 6
@@ -336,9 +345,9 @@ def test_a_waiting_run_is_judged_again_as_held_out_labels_arrive(
 
 
 def test_a_candidate_that_passes_the_gate_scores_in_shadow_first(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, contrary_artifact
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0)
     add_waiting_run(sessions, settings, tiny_model, candidate)
     add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
@@ -352,9 +361,9 @@ def test_a_candidate_that_passes_the_gate_scores_in_shadow_first(
 
 
 def test_with_no_share_of_batches_in_shadow_a_candidate_that_passes_goes_live(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, contrary_artifact
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0, shadow_share=0)
     add_waiting_run(sessions, settings, tiny_model, candidate)
     add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
@@ -381,9 +390,9 @@ def add_shadow_run(sessions, base: str, candidate: str, until) -> int:
 
 
 def test_a_candidate_whose_artifact_is_gone_is_rejected_at_the_end_of_its_shadow_period(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, contrary_artifact
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     add_shadow_run(sessions, tiny_model, candidate, until=utcnow())
     with sessions() as session:
         shutil.rmtree(get_version(session, candidate).artifact_path)
@@ -396,9 +405,9 @@ def test_a_candidate_whose_artifact_is_gone_is_rejected_at_the_end_of_its_shadow
 
 @pytest.mark.parametrize("labels_side_with_candidate", [True, False])
 def test_after_its_shadow_period_live_feedback_decides(
-    settings, sessions, tiny_model, tmp_path, labels_side_with_candidate
+    settings, sessions, tiny_model, contrary_artifact, labels_side_with_candidate
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     run_id = add_shadow_run(sessions, tiny_model, candidate, until=utcnow() + timedelta(hours=1))
     with sessions() as session:
         queued = [Review(text=text) for text in POSITIVE + NEGATIVE]
@@ -449,9 +458,9 @@ def shadow_scored(sessions, texts) -> int:
 
 
 def test_a_candidate_no_worker_could_load_is_rejected_after_its_shadow_period(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, contrary_artifact
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     with sessions() as session:
         preprocessor = Path(get_version(session, candidate).artifact_path) / PREPROCESSOR_FILE
     preprocessor.write_text(preprocessor.read_text() + " ")  # its checksum no longer matches
@@ -465,9 +474,9 @@ def test_a_candidate_no_worker_could_load_is_rejected_after_its_shadow_period(
 
 
 def test_a_shadow_period_goes_on_until_the_candidate_has_scored_a_review(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, contrary_artifact
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     add_shadow_run(sessions, tiny_model, candidate, until=utcnow())
     waiting = retrain(settings, trigger=RunTrigger.schedule)  # no traffic in its period
     assert waiting.status is RunStatus.shadow and waiting.finished_at is None
@@ -478,9 +487,9 @@ def test_a_shadow_period_goes_on_until_the_candidate_has_scored_a_review(
 
 
 def test_a_candidate_that_scored_nothing_in_twice_its_shadow_period_is_rejected(
-    settings, sessions, tiny_model, tmp_path
+    settings, sessions, tiny_model, contrary_artifact
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     ended = utcnow() - timedelta(seconds=settings.shadow_period_s + 1)
     add_shadow_run(sessions, tiny_model, candidate, until=ended)
     decided = retrain(settings, trigger=RunTrigger.schedule)
@@ -490,9 +499,9 @@ def test_a_candidate_that_scored_nothing_in_twice_its_shadow_period_is_rejected(
 
 @pytest.mark.parametrize("pending", ["waiting", "shadow"])
 def test_a_candidate_an_admin_activated_meanwhile_closes_its_run_as_promoted(
-    settings, sessions, tiny_model, tmp_path, pending
+    settings, sessions, tiny_model, contrary_artifact, pending
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     if pending == "waiting":
         add_waiting_run(sessions, settings, tiny_model, candidate)
     else:
@@ -508,9 +517,9 @@ def test_a_candidate_an_admin_activated_meanwhile_closes_its_run_as_promoted(
 
 @pytest.mark.parametrize("gone", ["the folder", PREPROCESSOR_FILE])
 def test_a_waiting_run_whose_candidate_is_gone_is_rejected_when_judged_again(
-    settings, sessions, tiny_model, tmp_path, gone
+    settings, sessions, tiny_model, contrary_artifact, gone
 ) -> None:
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0)
     add_waiting_run(sessions, settings, tiny_model, candidate)
     with sessions() as session:
@@ -523,11 +532,11 @@ def test_a_waiting_run_whose_candidate_is_gone_is_rejected_when_judged_again(
 
 
 def test_a_waiting_run_closed_while_it_is_judged_again_stays_closed(
-    settings, sessions, tiny_model, tmp_path, monkeypatch
+    settings, sessions, tiny_model, contrary_artifact, monkeypatch
 ) -> None:
     """An admin's new run replaces the waiting run while the trainer scores its held-out
     labels, which side with the candidate."""
-    candidate = contrary_model(settings, tmp_path)
+    candidate = contrary_model(settings, contrary_artifact)
     settings = replace(settings, feedback_holdout=0.999, gate_max_imdb_drop=1.0, shadow_period_s=0)
     add_waiting_run(sessions, settings, tiny_model, candidate)
     add_labeled(sessions, POSITIVE + NEGATIVE, [["negative"]] * 6 + [["positive"]] * 6)
