@@ -27,7 +27,9 @@ def create_trainer_app(settings: Settings) -> Celery:
     # run that dies is not repeated on its own (the next scheduled check decides again).
     app.conf.update(worker_prefetch_multiplier=1, task_acks_late=False)
 
-    @app.task(name=RETRAIN_TASK)
+    # Not shared: Celery lends a shared task to every app made later in the process, and this
+    # one closes over this app's settings.
+    @app.task(name=RETRAIN_TASK, shared=False)
     def retrain_task(trigger: str, reason: str) -> None:
         try:
             run = retrain(settings, trigger=RunTrigger(trigger), reason=reason, by_trainer=True)

@@ -111,9 +111,12 @@ def create_worker_app(settings: Settings, queues: Sequence[str] = WORKER_QUEUES)
     app = create_celery(settings)
     state = ProcessState(settings, queues)
 
+    # Not shared (Celery would lend them to every app made later in the process): each closes
+    # over this app's settings and state.
     @app.task(
         base=Batches,
         name=SCORE_TASK,
+        shared=False,
         flush_every=settings.batch_size,
         flush_interval=settings.batch_wait_s,
     )
@@ -121,11 +124,11 @@ def create_worker_app(settings: Settings, queues: Sequence[str] = WORKER_QUEUES)
         ids = [i for r in requests for i in r.args[0]]
         score_batch(state.sessions, state.models, ids, settings.max_attempts, app, state.redis)
 
-    @app.task(name=EXPLAIN_TASK)
+    @app.task(name=EXPLAIN_TASK, shared=False)
     def explain(explanation_id: int) -> None:
         explain_one(state.sessions, state.models, explanation_id, settings.max_attempts, app)
 
-    @app.task(name=RECONCILE_TASK)
+    @app.task(name=RECONCILE_TASK, shared=False)
     def reconcile() -> None:
         deadline = timedelta(seconds=settings.reconcile_after_s)
         sent = requeue_pending(state.sessions, app, queued_for=deadline, scoring_for=deadline)
