@@ -138,6 +138,11 @@ def train(
     help="Passes of the language model over the text (0: word vectors only).",
 )  # fmt: skip
 @click.option(
+    "--lm-backward-epochs", default=PretrainConfig.lm_backward_epochs, show_default=True,
+    type=click.IntRange(0), help="Passes of the backward language model, which reads the text "
+    "end to start and starts a bidirectional preset's backward LSTM (0: none).",
+)  # fmt: skip
+@click.option(
     "--dim", default=PretrainConfig.dim, show_default=True, type=click.IntRange(1),
     help="Vector width: the embedding width of the presets that start from them.",
 )  # fmt: skip
@@ -146,9 +151,15 @@ def train(
     help="The language model's LSTM units: those of the presets that start from it.",
 )  # fmt: skip
 def pretrain(
-    unlabeled: str | None, data_path: str | None, epochs: int, lm_epochs: int, dim: int, units: int
+    unlabeled: str | None,
+    data_path: str | None,
+    epochs: int,
+    lm_epochs: int,
+    lm_backward_epochs: int,
+    dim: int,
+    units: int,
 ) -> None:
-    """Learn word vectors, then a language model, from the unlabeled and the training reviews
+    """Learn word vectors, then language models, from the unlabeled and the training reviews
     (never the test reviews), for the presets that start from them; an interrupted run resumes
     after its last finished epoch."""
     from tqdm import tqdm
@@ -176,7 +187,13 @@ def pretrain(
             folder = learn_vectors(
                 texts,
                 settings.pretrained_dir,
-                PretrainConfig(dim=dim, epochs=epochs, lm_epochs=lm_epochs, lm_units=units),
+                PretrainConfig(
+                    dim=dim,
+                    epochs=epochs,
+                    lm_epochs=lm_epochs,
+                    lm_backward_epochs=lm_backward_epochs,
+                    lm_units=units,
+                ),
                 show,
             )
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))

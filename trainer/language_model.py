@@ -6,6 +6,9 @@ The reviews, each followed by a boundary token, run as parallel streams; the mod
 window at a time and carries its state from one window to the next (truncated backpropagation
 through time), so it learns to read whole reviews. Its output is tied to its embedding and scored
 with a sampled softmax, so a step costs a few hundred output classes instead of the vocabulary.
+
+A second model reads the reviews end to start, with the first one's word vectors kept fixed: it
+starts a bidirectional classifier's backward LSTM, which reads the same embedding.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ def tokens_per_epoch(sequences: Sequence[Sequence[int]], batch: int, window: int
 
 
 class LanguageModel:
-    def __init__(self, embedding: np.ndarray, units: int, seed: int, steps: int) -> None:
-        """`embedding` starts the table [words, dim]; `steps` is the whole run's, which the
-        learning rate decays over."""
+    def __init__(
+        self, embedding: np.ndarray, units: int, seed: int, steps: int, learn_embedding: bool = True
+    ) -> None:
+        """`embedding` starts the table [words, dim] (and stays as it is unless
+        `learn_embedding`); `steps` is the whole run's, which the learning rate decays over."""
         import keras
         import tensorflow as tf
 
@@ -65,7 +70,7 @@ class LanguageModel:
         )
         self.optimizer = keras.optimizers.Adam(schedule, global_clipnorm=1.0)
         self.variables = [
-            *self.embedding.trainable_variables,
+            *(self.embedding.trainable_variables if learn_embedding else []),
             *self.lstm.trainable_variables,
             *self.project.trainable_variables,
             self.bias,

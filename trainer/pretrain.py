@@ -1,11 +1,12 @@
 """Pretraining on unlabeled text: what the `best` and `lstm` presets start from.
 
 It reads the training reviews and the dataset's 50,000 unlabeled reviews, less every text equal
-to a test review, in two stages: skip-gram word vectors (gensim's word2vec), then a recurrent
-language model (`trainer/language_model.py`) whose embedding starts from those vectors. A run
-writes a numbered artifact (`p1`, `p2`, ...) under MODEL_DIR/pretrained: the language model's
-words, their embedding and its LSTM, with the checksum of the files. It checkpoints after every
-epoch of either stage in a working folder named after its data and settings, so the same run
+to a test review, in three stages: skip-gram word vectors (gensim's word2vec), then a recurrent
+language model (`trainer/language_model.py`) whose embedding starts from those vectors, then a
+second one that reads the reviews end to start on the first one's embedding. A run writes a
+numbered artifact (`p1`, `p2`, ...) under MODEL_DIR/pretrained: the language models' words,
+their embedding and the two LSTMs, with the checksum of the files. It checkpoints after every
+epoch of each stage in a working folder named after its data and settings, so the same run
 started again after an interruption resumes from its last finished epoch.
 """
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 VECTORS_FILE = "vectors.npy"  # float32 [words, dim], row i is WORDS_FILE's word i
 WORDS_FILE = "words.json"
 LSTM_FILE = "lstm.npz"  # the language model's LSTM cell, where it has one
+BACKWARD_FILE = "lstm_backward.npz"  # the backward language model's, where it has one
 META_FILE = "pretrain.json"
 STATE_FILE = "state.json"  # in a working folder: the stage, its epochs done, their checkpoint
 CHUNKS_PER_EPOCH = 20  # progress is reported this often per pass over the text
@@ -51,7 +53,8 @@ class PretrainConfig:
     window: int = 5
     min_count: int = 3  # rarer words get no vector (and start from random in the model)
     epochs: int = 5  # of the word vectors
-    lm_epochs: int = 6  # passes of the language model over the texts; 0: word vectors alone
+    lm_epochs: int = 3  # passes of the language model over the texts; 0: word vectors alone
+    lm_backward_epochs: int = 3  # passes of the backward one, after the forward one's; 0: none
     lm_words: int = 30_000  # the language model's vocabulary: the most frequent words
     lm_units: int = 256  # its LSTM's, and so the classifier's
     lm_batch: int = 256  # parallel streams of text (fewer for a small text: 4 windows each)
@@ -67,6 +70,7 @@ class Pretrained:
     words: tuple[str, ...]
     vectors: np.ndarray
     lstm: dict[str, np.ndarray] | None = None  # LSTM_WEIGHTS of trainer/language_model.py
+    backward: dict[str, np.ndarray] | None = None  # the backward language model's, the same
 
     def matrix_for(self, vocab: Sequence[str], shape: tuple[int, int], seed: int) -> np.ndarray:
         """An embedding table of `shape` for a model whose word i + 1 is vocab[i] (row 0 is
@@ -93,7 +97,7 @@ class Pretrained:
 
 def artifact_checksum(folder: Path) -> str:
     digest = hashlib.sha256()
-    for name in (VECTORS_FILE, WORDS_FILE, LSTM_FILE):
+    for name in (VECTORS_FILE, WORDS_FILE, LSTM_FILE, BACKWARD_FILE):
         if (folder / name).is_file():
             digest.update(name.encode())
             digest.update((folder / name).read_bytes())
@@ -120,11 +124,13 @@ def load_pretrained(folder: Path) -> Pretrained:
     if artifact_checksum(folder) != meta["sha256"]:
         raise PretrainError(f"{folder}: files do not match their recorded checksum")
     words = tuple(json.loads((folder / WORDS_FILE).read_text(encoding="utf-8")))
-    lstm = None
-    if (folder / LSTM_FILE).is_file():
-        with np.load(folder / LSTM_FILE) as saved:
-            lstm = dict(saved)
-    return Pretrained(folder.name, words, np.load(folder / VECTORS_FILE), lstm)
+    cells = {}
+    for name in (LSTM_FILE, BACKWARD_FILE):
+        if (folder / name).is_file():
+            with np.load(folder / name) as saved:
+                cells[name] = dict(saved)
+    vectors = np.load(folder / VECTORS_FILE)
+    return Pretrained(folder.name, words, vectors, cells.get(LSTM_FILE), cells.get(BACKWARD_FILE))
 
 
 def load_latest(root: Path) -> Pretrained:
@@ -175,8 +181,10 @@ def pretrain(
     words_read = sum(map(len, lm_sequences))
     lanes = max(1, min(config.lm_batch, words_read // (4 * config.lm_window)))
     next_words = tokens_per_epoch(lm_sequences, lanes, config.lm_window)
-    total = config.epochs * vectors.corpus_total_words + config.lm_epochs * next_words
-    vectors_done, lm_done = state.get("vector_epochs", 0), state.get("lm_epochs", 0)
+    stages = {"lm": config.lm_epochs, "lm_backward": config.lm_epochs and config.lm_backward_epochs}
+    total = config.epochs * vectors.corpus_total_words + sum(stages.values()) * next_words
+    vectors_done = state.get("vectors_epochs", 0)
+    lm_done = sum(state.get(f"{stage}_epochs", 0) for stage in stages)
     done = [vectors_done * vectors.corpus_total_words + lm_done * next_words]
     progress(done[0], total)
 
@@ -198,41 +206,51 @@ def pretrain(
                 end_alpha=ALPHA - (ALPHA - MIN_ALPHA) * (step + 1) / steps,
             )
             advance(sum(map(len, batch)))
-        state = _checkpoint(work, state, spent, vector_epochs=epoch + 1, vectors=vectors)
-    model = None
+        state = _checkpoint(work, state, spent, "vectors", epoch + 1, vectors)
+    cells: dict[str, dict[str, np.ndarray]] = {}
     if config.lm_epochs:
         from trainer.language_model import LanguageModel
 
         first = Pretrained("", tuple(vectors.wv.index_to_key), vectors.wv.vectors)
         table = first.matrix_for(("<unknown>", *words), (len(words) + 2, config.dim), config.seed)
-        steps = config.lm_epochs * next_words // (lanes * config.lm_window)
-        model = LanguageModel(table, config.lm_units, config.seed, steps)
-        if state.get("lm"):
-            # Opened here: np.load leaves open a file it cannot read as an archive.
-            with _checkpoint_read(work), (work / state["lm"]).open("rb") as file:
-                model.set_weights(dict(np.load(file)))
-        for epoch in range(lm_done, config.lm_epochs):
-            loss = model.train_epoch(
-                lm_sequences, lanes, config.lm_window, config.seed + epoch, advance
-            )
-            losses = [*state.get("lm_losses", []), round(loss, 4)]
-            state = _checkpoint(
-                work, state, spent, lm_epochs=epoch + 1, lm=model.weights(), lm_losses=losses
-            )
+        reversed_sequences = [sequence[::-1] for sequence in lm_sequences]
+        for stage, epochs in stages.items():
+            if not epochs:
+                continue
+            steps = epochs * next_words // (lanes * config.lm_window)
+            forward = stage == "lm"
+            model = LanguageModel(table, config.lm_units, config.seed, steps, forward)
+            if state.get(stage):
+                # Opened here: np.load leaves open a file it cannot read as an archive.
+                with _checkpoint_read(work), (work / state[stage]).open("rb") as file:
+                    model.set_weights(dict(np.load(file)))
+            for epoch in range(state.get(f"{stage}_epochs", 0), epochs):
+                loss = model.train_epoch(
+                    lm_sequences if forward else reversed_sequences,
+                    lanes,
+                    config.lm_window,
+                    config.seed + epoch,
+                    advance,
+                )
+                state = _checkpoint(work, state, spent, stage, epoch + 1, model.weights(), loss)
+            weights = model.weights()
+            cells[stage] = {name: weights[name] for name in LSTM_WEIGHTS}
+            table = weights["embedding"]  # the backward model reads the forward one's
     meta = {
-        "method": "word2vec skip-gram (gensim), then an LSTM language model",
+        "method": "word2vec skip-gram (gensim), then LSTM language models, forward and backward",
         "config": asdict(config),
         "texts": len(texts),
         "data_fingerprint": fingerprint,
         "seconds": round(spent + time.monotonic(), 1),
-        "lm_losses": state.get("lm_losses", []),  # sampled-softmax loss, each epoch's mean
+        # sampled-softmax loss, each epoch's mean
+        "lm_losses": state.get("lm_losses", []),
+        "lm_backward_losses": state.get("lm_backward_losses", []),
     }
-    if model is None:
+    if not cells:
         artifact = Pretrained("", tuple(vectors.wv.index_to_key), vectors.wv.vectors)
     else:
-        weights = model.weights()
-        lstm = {name: weights[name] for name in LSTM_WEIGHTS}
-        artifact = Pretrained("", words, weights["embedding"][UNKNOWN + 1 :], lstm)
+        vectors_of_words = table[UNKNOWN + 1 :]
+        artifact = Pretrained("", words, vectors_of_words, cells["lm"], cells.get("lm_backward"))
     return _publish(artifact, work, root, meta)
 
 
@@ -254,38 +272,32 @@ def _read_state(work: Path) -> dict:
 
 
 def _checkpoint(
-    work: Path,
-    state: dict,
-    spent: float,
-    *,
-    vector_epochs: int | None = None,
-    lm_epochs: int | None = None,
-    vectors: Any = None,
-    lm: dict | None = None,
-    lm_losses: list[float] | None = None,
+    work: Path, state: dict, spent: float, stage: str, epochs: int, saved: Any, loss: float = 0.0
 ) -> dict:
-    """Save what an epoch finished, then switch the state to it in one rename, so that an
-    interruption at any point leaves the last whole checkpoint in force; returns the state."""
+    """Save what `epochs` epochs of `stage` ("vectors", "lm" or "lm_backward") finished: the
+    word2vec model, or a language model's weights and its epoch's mean `loss`. Then switch the
+    state to it in one rename, so that an interruption at any point leaves the last whole
+    checkpoint in force; returns the state."""
     import numpy as np
 
     new = dict(state, seconds=spent + time.monotonic())
-    if vectors is not None:
-        new["vector_epochs"], new["vectors"] = vector_epochs, f"vectors-{vector_epochs}"
-        folder = work / new["vectors"]
+    new[f"{stage}_epochs"] = epochs
+    if stage == "vectors":
+        new[stage] = f"vectors-{epochs}"
+        folder = work / new[stage]
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
-        vectors.save(str(folder / "model"))
-    if lm is not None:
-        new["lm_epochs"], new["lm"] = lm_epochs, f"lm-{lm_epochs}.npz"
-        np.savez(work / new["lm"], **lm)
-        new["lm_losses"] = lm_losses
+        saved.save(str(folder / "model"))
+    else:
+        new[stage] = f"{stage}-{epochs}.npz"
+        np.savez(work / new[stage], **saved)
+        new[f"{stage}_losses"] = [*state.get(f"{stage}_losses", []), round(loss, 4)]
     tmp = work / f"{STATE_FILE}.tmp"
     tmp.write_text(json.dumps(new), encoding="utf-8")
     tmp.replace(work / STATE_FILE)
-    for name in ("vectors", "lm"):
-        if state.get(name) and state[name] != new[name]:
-            old = work / state[name]
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    if state.get(stage) and state[stage] != new[stage]:
+        old = work / state[stage]
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
     return new
 
 
@@ -297,9 +309,13 @@ def _publish(artifact: Pretrained, work: Path, root: Path, meta: dict) -> Path:
     staged.mkdir()
     np.save(staged / VECTORS_FILE, artifact.vectors.astype(np.float32))
     (staged / WORDS_FILE).write_text(json.dumps(list(artifact.words)), encoding="utf-8")
-    if artifact.lstm:
-        lstm: dict[str, Any] = artifact.lstm
-        np.savez(staged / LSTM_FILE, **lstm)
+    cells: dict[str, dict[str, Any] | None] = {
+        LSTM_FILE: artifact.lstm,
+        BACKWARD_FILE: artifact.backward,
+    }
+    for name, cell in cells.items():
+        if cell:
+            np.savez(staged / name, **cell)
     meta = meta | {"words": len(artifact.words), "sha256": artifact_checksum(staged)}
     (staged / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     latest = latest_artifact(root)

@@ -94,27 +94,31 @@ def with_pretrained(request: TrainRequest, settings: Settings) -> TrainRequest:
 def start_from_pretrained(
     model: Any, pretrained: Pretrained, vocab: Sequence[str], seed: int
 ) -> None:
-    """Start the embedding from the pretrained vectors and, when pretraining learned a language
-    model, the (forward) LSTM from its LSTM."""
+    """Start the embedding from the pretrained vectors and, when pretraining learned language
+    models, the forward LSTM from the forward one's and a bidirectional model's backward LSTM
+    from the backward one's."""
     import keras
 
     words = model.get_layer(WORDS)
     shape = (words.input_dim, words.output_dim)
     words.set_weights([pretrained.matrix_for(vocab, shape, seed)])
-    if pretrained.lstm is None:
-        return
     rnn = next(
         layer
         for layer in model.layers
         if isinstance(layer, keras.layers.RNN | keras.layers.Bidirectional)
     )
-    rnn = rnn.forward_layer if isinstance(rnn, keras.layers.Bidirectional) else rnn
-    weights = [pretrained.lstm[name] for name in LSTM_WEIGHTS]
-    if [w.shape for w in weights] != [w.shape for w in rnn.get_weights()]:
-        raise PretrainError(
-            f"the pretrained LSTM has {weights[1].shape[0]} units, the preset's {rnn.units}"
-        )
-    rnn.set_weights(weights)
+    pairs = [(rnn, pretrained.lstm)]
+    if isinstance(rnn, keras.layers.Bidirectional):
+        pairs = [(rnn.forward_layer, pretrained.lstm), (rnn.backward_layer, pretrained.backward)]
+    for layer, cell in pairs:
+        if cell is None:
+            continue
+        weights = [cell[name] for name in LSTM_WEIGHTS]
+        if [w.shape for w in weights] != [w.shape for w in layer.get_weights()]:
+            raise PretrainError(
+                f"the pretrained LSTM has {weights[1].shape[0]} units, the preset's {layer.units}"
+            )
+        layer.set_weights(weights)
 
 
 def set_blended_head(

@@ -101,3 +101,34 @@ def test_training_from_scratch_learns_the_feedback_and_its_words(tmp_path) -> No
     unseen = ["the soundtrack was zorgly", "the editing was blorft"]
     assert [s >= 0.5 for s in scorer.score(unseen)] == [True, False]
     assert fingerprints[0] != fingerprints[1]
+
+
+def test_a_bidirectional_model_starts_each_direction_from_its_language_model() -> None:
+    import numpy as np
+
+    from trainer.language_model import LSTM_WEIGHTS
+    from trainer.model import PRESETS, build_model
+    from trainer.pretrain import Pretrained
+    from trainer.train import start_from_pretrained
+
+    model = build_model(PRESETS["tiny-pretrained"])  # Bidirectional(LSTM(8)) on 16-wide words
+    rng = np.random.default_rng(1)
+    shapes = {"kernel": (16, 32), "recurrent_kernel": (8, 32), "bias": (32,)}
+
+    def cell() -> dict:
+        return {name: rng.normal(size=shapes[name]).astype("float32") for name in LSTM_WEIGHTS}
+
+    def holds(layer, weights: list) -> bool:
+        return all(map(np.array_equal, layer.get_weights(), weights))
+
+    (rnn,) = (layer for layer in model.layers if hasattr(layer, "backward_layer"))
+    random_backward = [w.copy() for w in rnn.backward_layer.get_weights()]
+    vectors = rng.normal(size=(2, 16)).astype("float32")
+    forward, backward = cell(), cell()
+    start_from_pretrained(model, Pretrained("p1", ("good", "bad"), vectors, forward), ["good"], 1)
+    assert holds(rnn.forward_layer, [forward[name] for name in LSTM_WEIGHTS])
+    # without a backward language model, the backward LSTM keeps its random start
+    assert holds(rnn.backward_layer, random_backward)
+    both = Pretrained("p2", ("good", "bad"), vectors, forward, backward)
+    start_from_pretrained(model, both, ["good"], 1)
+    assert holds(rnn.backward_layer, [backward[name] for name in LSTM_WEIGHTS])
