@@ -237,7 +237,7 @@ def pretrain(
             cells[stage] = {name: weights[name] for name in LSTM_WEIGHTS}
             table = weights["embedding"]  # the backward model reads the forward one's
     meta = {
-        "method": "word2vec skip-gram (gensim), then LSTM language models, forward and backward",
+        "method": "word2vec skip-gram (gensim), then LSTM language models",
         "config": asdict(config),
         "texts": len(texts),
         "data_fingerprint": fingerprint,
