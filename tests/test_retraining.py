@@ -33,9 +33,10 @@ def retraining_services(settings, imdb, tmp_path):
         "RETRAIN_MIN_FEEDBACK": "20",
         # The written IMDb stand-in has 12 reviews; let feedback be most of the training data.
         "FEEDBACK_MAX_SHARE": "0.9",
-        # A candidate that passes scores in shadow for 3 s; the first check after it has scored
-        # a review decides.
-        "SHADOW_PERIOD_S": "3",
+        # A candidate that passes scores in shadow for 15 s; the first check after it has scored
+        # a review decides. (A candidate that scores nothing in twice its period is rejected: a
+        # shorter period let a loaded machine's worker take that long to load the candidate.)
+        "SHADOW_PERIOD_S": "15",
     }
     processes = []
     logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("trainer", "beat")}
