@@ -13,7 +13,8 @@ parameters, size on disk, and reviews/s in-process (the worker's scorer against 
 (`sentiment evaluate --without`); and accuracy on test reviews cut short, where a bag of words
 has the least to go on: each review's first 20 words, and its last sentence. The TF-IDF bigram
 regression gets the same figures. Prints a markdown table of means and spreads (min-max over
-seeds); every figure is also written as a JSON line to VAR/results.jsonl.
+seeds); every figure is also written as a JSON line to VAR/results.jsonl as each model's
+figures are done.
 """
 
 from __future__ import annotations
@@ -234,14 +235,20 @@ def main() -> None:
     if pretrained:
         pretrain_min = json.loads((pretrained / META_FILE).read_text())["seconds"] / 60
 
+    rows: list[dict] = []
+
+    def record(new: list[dict]) -> None:
+        """Keep `new` for the table, and in results.jsonl at once: a run cut short keeps them."""
+        rows.extend(new)
+        with (settings.var_dir / "results.jsonl").open("a") as out:
+            out.writelines(json.dumps(row) + "\n" for row in new)
+        print(json.dumps(new[-1]), file=sys.stderr, flush=True)
+
     dataset = load_dataset(args.data)
-    rows = baseline_rows(dataset, settings, args.seeds)
+    record(baseline_rows(dataset, settings, args.seeds))
     for preset in args.presets:
         for seed in args.seeds:
-            rows += model_rows(dataset, settings, preset, seed)
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    with (settings.var_dir / "results.jsonl").open("a") as out:
-        out.writelines(json.dumps(row) + "\n" for row in rows)
+            record(model_rows(dataset, settings, preset, seed))
     print(table(rows, pretrain_min))
 
 

@@ -219,7 +219,9 @@ def pretrain(
                 continue
             steps = epochs * next_words // (lanes * config.lm_window)
             forward = stage == "lm"
-            model = LanguageModel(table, config.lm_units, config.seed, steps, forward)
+            model = LanguageModel(
+                table, config.lm_units, config.seed, steps, learn_embedding=forward
+            )
             if state.get(stage):
                 # Opened here: np.load leaves open a file it cannot read as an archive.
                 with _checkpoint_read(work), (work / state[stage]).open("rb") as file:
