@@ -224,6 +224,17 @@ class TrainingRun(Base):
     """One retraining run: why it started, on what, both models' figures and the decision."""
 
     __tablename__ = "training_runs"
+    # At most one run is running, kept by the database: two processes that both find none
+    # running cannot both start one.
+    __table_args__ = (
+        Index(
+            "uq_training_runs_one_running",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trigger: Mapped[str] = mapped_column(String(16))  # a RunTrigger's value

@@ -17,7 +17,12 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
         )
+    command.upgrade(alembic_config(settings.database_url), revision)
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic's configuration for the migrations in `migrations/`, on `database_url`."""
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    config.attributes["database_url"] = settings.database_url
-    command.upgrade(config, revision)
+    config.attributes["database_url"] = database_url
+    return config

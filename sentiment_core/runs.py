@@ -17,10 +17,27 @@ STALE_RUN = timedelta(hours=6)  # a run still "running" after this long has died
 
 
 def running_run(session: Session) -> TrainingRun | None:
-    """The run in progress, if any: only one runs at a time."""
+    """The run in progress, if any. The database lets only one be running; one running for
+    longer than `STALE_RUN` has died, and nothing waits on it."""
     return session.scalar(
         select(TrainingRun).where(
             TrainingRun.status == RunStatus.running, TrainingRun.started_at > utcnow() - STALE_RUN
+        )
+    )
+
+
+def fail_stale_runs(session: Session) -> None:
+    """Fail the runs still `running` after `STALE_RUN`: their process died (the database lets
+    only one run be running)."""
+    session.execute(
+        update(TrainingRun)
+        .where(
+            TrainingRun.status == RunStatus.running, TrainingRun.started_at <= utcnow() - STALE_RUN
+        )
+        .values(
+            status=RunStatus.failed,
+            error=f"still running after {STALE_RUN.total_seconds() / 3600:g} h: its process died",
+            finished_at=utcnow(),
         )
     )
 

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sentiment_core.db import (
@@ -57,7 +58,13 @@ from sentiment_core.registry import (
     get_version,
     register_version,
 )
-from sentiment_core.runs import close_run, hold_run, running_run, shadow_figures
+from sentiment_core.runs import (
+    close_run,
+    fail_stale_runs,
+    hold_run,
+    running_run,
+    shadow_figures,
+)
 from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor, tokenize
 from sentiment_inference.scoring import Scorer
@@ -344,8 +351,12 @@ def retrain(
                 base_version=active.version,
                 by_trainer=by_trainer,
             )
+            fail_stale_runs(session)
             session.add(run)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError as exc:  # another process started one since the check above
+                raise RunInProgress("a retraining run is already in progress") from exc
             started = time.monotonic()
             interrupted = None
             try:

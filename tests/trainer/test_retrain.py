@@ -28,7 +28,7 @@ from sentiment_core.registry import (
     active_version,
     get_version,
 )
-from sentiment_core.runs import close_run, running_run
+from sentiment_core.runs import STALE_RUN, close_run, running_run
 from sentiment_core.settings import Settings
 from sentiment_core.text import Preprocessor
 from tests.conftest import add_model
@@ -43,6 +43,7 @@ from tests.factories import (
 from trainer.data import load_dataset
 from trainer.model import PRESETS
 from trainer.retrain import (
+    RunInProgress,
     cap_share,
     choose_mode,
     collect_feedback,
@@ -239,13 +240,18 @@ def test_a_starting_trainer_fails_the_runs_a_killed_one_left_running(settings, s
             [
                 TrainingRun(trigger="admin", reason="killed", status=RunStatus.running),
                 TrainingRun(trigger="admin", reason="over", status=RunStatus.promoted),
-                TrainingRun(
-                    trigger="admin", reason="by hand", status=RunStatus.running, by_trainer=False
-                ),
             ]
         )
         session.commit()
     assert fail_interrupted_runs(settings) == 1
+    with sessions() as session:
+        session.add(
+            TrainingRun(
+                trigger="admin", reason="by hand", status=RunStatus.running, by_trainer=False
+            )
+        )
+        session.commit()
+    assert fail_interrupted_runs(settings) == 0
     with sessions() as session:
         runs = {run.reason: run for run in session.scalars(select(TrainingRun))}
         assert runs["killed"].status is RunStatus.failed and runs["killed"].finished_at
@@ -253,6 +259,43 @@ def test_a_starting_trainer_fails_the_runs_a_killed_one_left_running(settings, s
         assert runs["killed"].error == "the trainer stopped during the run"
         assert runs["over"].status is RunStatus.promoted
         assert running_run(session).reason == "by hand"
+
+
+def test_of_two_runs_started_at_once_one_is_refused(
+    settings, sessions, tiny_model, monkeypatch
+) -> None:
+    """The other process's run started between this one's check and its insert."""
+    with sessions() as session:
+        session.add(TrainingRun(trigger="schedule", reason="first", status=RunStatus.running))
+        session.commit()
+    monkeypatch.setattr(trainer.retrain, "running_run", lambda session: None)
+    with pytest.raises(RunInProgress):
+        retrain(settings, trigger=RunTrigger.admin, reason="second")
+    with sessions() as session:
+        assert [run.reason for run in session.scalars(select(TrainingRun))] == ["first"]
+
+
+def test_a_run_left_running_for_hours_is_failed_when_the_next_starts(
+    settings, sessions, tiny_model, monkeypatch
+) -> None:
+    with sessions() as session:
+        session.add(
+            TrainingRun(
+                trigger="admin",
+                reason="died",
+                status=RunStatus.running,
+                by_trainer=False,
+                started_at=utcnow() - STALE_RUN - timedelta(minutes=1),
+            )
+        )
+        session.commit()
+    monkeypatch.setattr(trainer.retrain, "execute_run", lambda *args: None)
+    run = retrain(settings, trigger=RunTrigger.admin, reason="next")
+    with sessions() as session:
+        runs = {run.reason: run for run in session.scalars(select(TrainingRun))}
+    assert runs["died"].status is RunStatus.failed and runs["died"].finished_at
+    assert runs["died"].error == "still running after 6 h: its process died"
+    assert runs["next"].id == run.id and runs["next"].status is RunStatus.running
 
 
 def test_the_trainers_runs_are_its_own_and_a_hand_started_run_is_not(
