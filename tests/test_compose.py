@@ -149,7 +149,16 @@ def test_the_compose_commands_serve_reviews_on_local_servers(
         assert probe[:2] == ["CMD", "python"] and "/readyz'" in probe[-1]
         probe = [sys.executable, *probe[2:-1], probe[-1].replace(":8000/", f":{port}/")]
         assert subprocess.run(probe, timeout=30).returncode == 0
+        # The workers' healthcheck: healthy while a worker on this host answers through Redis.
+        for name in ("worker", "explainer"):
+            assert SERVICES[name]["healthcheck"]["test"] == ["CMD", "python", "-m", "worker.health"]
+        health = [sys.executable, "-m", "worker.health"]
+        assert subprocess.run(health, cwd=ROOT, env=env, timeout=60).returncode == 0
         assert all(service.poll() is None for service in services)
+        stop([services[names.index("worker")], services[names.index("explainer")]])
+        unhealthy = subprocess.run(health, cwd=ROOT, env=env, capture_output=True, timeout=60)
+        assert unhealthy.returncode == 1
+        assert unhealthy.stderr.decode().startswith("unhealthy: celery@"), unhealthy.stderr
     finally:
         stop(services)
         for name in ("migrate", *names):

@@ -85,10 +85,20 @@ class Stack:
         filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
         return self.run(["docker", "ps", "--quiet", *filters]).split()[::-1]
 
-    def health(self) -> dict:
-        """The web container's health as Docker keeps it: Status, FailingStreak, Log."""
-        (web,) = self.containers("web")
-        return json.loads(self.run(["docker", "inspect", "--format={{json .State.Health}}", web]))
+    def health(self, container: str | None = None) -> dict:
+        """A container's health as Docker keeps it (the web's by default): Status,
+        FailingStreak, Log."""
+        if container is None:
+            (container,) = self.containers("web")
+        inspect = ["docker", "inspect", "--format={{json .State.Health}}", container]
+        return json.loads(self.run(inspect))
+
+    def healthy(self, service: str) -> bool:
+        """Whether Docker calls every container of `service` healthy."""
+        containers = self.containers(service)
+        return bool(containers) and all(
+            self.health(container)["Status"] == "healthy" for container in containers
+        )
 
     def scored(self, container: str) -> float:
         """Results a worker container has written: its pool's counter, summed over every
@@ -175,6 +185,8 @@ def test_not_ready_before_a_model_exists(stack: Stack) -> None:
 
 def test_ready_once_the_trained_model_is_served(stack: Stack, model: str) -> None:
     stack.wait(lambda: stack.health()["Status"] == "healthy", 300, "healthy")
+    for service in ("worker", "explainer"):  # each answers its healthcheck's ping
+        stack.wait(lambda service=service: stack.healthy(service), 180, f"{service} healthy")
     stack.wait(lambda: workers_ready(stack, 2), 60, "both workers ready")
     status, body = readiness(stack.base)
     assert status == 200 and body["checks"] == {
