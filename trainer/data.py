@@ -67,26 +67,25 @@ class Split:
         """(train, validation) with about `fraction` of the reviews in validation.
 
         Split by movie when every review's movie is known, so no movie is on both sides (a
-        random split rewards memorising names and casts); otherwise at random.
+        random split rewards memorising names and casts); otherwise at random, with the copies
+        of a text that repeats on one side.
         """
         order = list(range(len(self.texts)))
         random.Random(seed).shuffle(order)
         wanted = int(len(order) * fraction)
-        if self.groups and all(self.groups):
-            movies = sorted(set(self.groups))
-            random.Random(seed).shuffle(movies)
-            sizes = Counter(self.groups)
-            held: set[str] = set()
-            taken = 0
-            for movie in movies:
-                if taken >= wanted:
-                    break
-                held.add(movie)
-                taken += sizes[movie]
-            kept = [i for i in order if self.groups[i] not in held]
-            return self.subset(kept), self.subset([i for i in order if self.groups[i] in held])
-        cut = len(order) - wanted
-        return self.subset(order[:cut]), self.subset(order[cut:])
+        groups = self.groups if self.groups and all(self.groups) else self.texts
+        keys = sorted(set(groups))
+        random.Random(seed).shuffle(keys)
+        sizes = Counter(groups)
+        held: set[str] = set()
+        taken = 0
+        for key in keys:
+            if taken >= wanted:
+                break
+            held.add(key)
+            taken += sizes[key]
+        kept = [i for i in order if groups[i] not in held]
+        return self.subset(kept), self.subset([i for i in order if groups[i] in held])
 
     def fingerprint(self) -> str:
         """A checksum of the examples that does not depend on their order."""

@@ -4,7 +4,7 @@ import pytest
 
 from tests.factories import NEGATIVE, POSITIVE, write_csv, write_imdb_folder, write_jsonl
 from trainer import data
-from trainer.data import DataError, load_dataset, load_labeled, resolve_data
+from trainer.data import DataError, Split, load_dataset, load_labeled, resolve_data
 
 ALL = len(POSITIVE) + len(NEGATIVE)
 
@@ -214,6 +214,16 @@ def test_without_movies_validation_is_a_random_split(tmp_path) -> None:
     fit, validation = train.split_validation(0.25, 1)
     assert (len(fit.texts), len(validation.texts)) == (ALL - 3, 3)
     assert sorted(fit.texts + validation.texts) == sorted(train.texts)
+
+
+def test_without_movies_the_copies_of_a_text_stay_on_one_side() -> None:
+    texts = [f"review {i}" for i in range(10)] * 3  # each text three times, as in a user's CSV
+    train = Split(texts, [i % 2 for i in range(30)])
+    for seed in range(20):
+        fit, validation = train.split_validation(0.2, seed)
+        assert not set(fit.texts) & set(validation.texts)
+        assert len(validation.texts) == 6  # two texts, with their copies
+        assert sorted(fit.texts + validation.texts) == sorted(texts)
 
 
 def test_unlabeled_reviews_leave_out_test_texts_and_repeats(tmp_path) -> None:
